@@ -1,0 +1,1 @@
+"""tpjax: structure-preserving Hamiltonian simulation in JAX through TP-IR."""

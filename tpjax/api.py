@@ -1,0 +1,152 @@
+"""Public API: integrate, trajectory, compile. Glue only: validation, compilation, the time loop."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from . import _validate as check
+from .codegen import reference
+from .compiler import Compiled, compile_hamiltonian
+from .frontend.trace import STATE_PTRS
+
+
+class Solution(NamedTuple):
+    """Saved states of a trajectory (a pytree). ``ts[k]`` is the time of ``states`` entry k (the initial
+    state first); ``energies`` is H at each saved state."""
+
+    ts: Any
+    states: Any
+    energies: Any
+
+    @property
+    def energy_error(self):
+        """Relative energy error |H(t) - H(0)| / |H(0)| at each saved time."""
+        e0 = self.energies[0]
+        return jnp.abs(self.energies - e0) / jnp.maximum(jnp.abs(e0), jnp.finfo(self.energies.dtype).tiny)
+
+
+def _parts(state, structure: str) -> tuple:
+    if structure == "canonical":
+        return check.canonical_state(state)
+    if structure == "so3":
+        return (check.so3_state(state),)
+    raise NotImplementedError(f"structure={structure!r}: use 'canonical' or 'so3'")
+
+
+def compile(H: Callable, state, *, method="leapfrog", structure: str = "canonical") -> Compiled:  # noqa: A001
+    """Compile ``H`` to TP-IR for ``state``'s shapes and dtypes; ``print()`` the result for the listing.
+
+    Returns a :class:`Compiled` with the optimised ``step`` program, the seed-style ``source`` (forward,
+    backward, Poisson and integrate phases before passes), the FSAL ``prologue`` and the ``energy`` program.
+    """
+    if not callable(H):
+        raise TypeError(f"H must be a callable H(q, p) -> scalar, got {type(H).__name__}")
+    structure = check.structure(structure)
+    integ = check.method(method, structure)
+    parts = _parts(state, structure)
+    comp = compile_hamiltonian(H, parts, integ, structure)
+    check.energy_aval(comp.traced)
+    if structure == "canonical":
+        check.separable(comp.traced, integ)
+    return comp
+
+
+def _inputs(comp: Compiled, parts, consts) -> dict:
+    ptrs = STATE_PTRS[comp.structure]
+    return dict(zip(ptrs, parts, strict=True)) | {f"ptr_c{k}": c for k, c in enumerate(consts)}
+
+
+def _stepper(comp: Compiled):
+    """(params, z, dt) -> z for one step; z = state parts (+ the FSAL force)."""
+    ptrs = STATE_PTRS[comp.structure]
+
+    def step(params, z, dt):
+        inputs = _inputs(comp, z[: len(ptrs)], params)
+        if comp.carries_force:
+            inputs["ptr_force"] = z[-1]
+        out = reference.run(comp.step, inputs, dt)
+        new = tuple(out[p] for p in ptrs)
+        return new + ((out["ptr_force"],) if comp.carries_force else ())
+
+    return step
+
+
+def _initial(comp: Compiled, parts, consts) -> tuple:
+    z = tuple(parts)
+    if comp.carries_force:
+        z = z + (reference.run(comp.prologue, _inputs(comp, parts, consts))["ptr_force"],)
+    return z
+
+
+def _solve(step, z0, dt, params, steps: int, save_every: int | None, adjoint: str | None):
+    from . import adjoint as adj
+
+    return adj.solve(step, z0, dt, params, steps=steps, save_every=save_every, adjoint=adjoint or "auto")
+
+
+def _prepare(H, state, dt, steps, method, structure):
+    comp = compile(H, state, method=method, structure=structure)
+    parts = _parts(state, structure)
+    steps = check.steps(steps)
+    dt = check.dt(dt, parts[0].dtype)
+    return comp, parts, steps, dt
+
+
+def _pack(parts, state, structure):
+    if structure == "canonical":
+        return type(state)(parts) if isinstance(state, tuple) else list(parts)
+    return parts[0]
+
+
+def integrate(H: Callable, state, *, dt, steps: int, method="leapfrog", structure: str = "canonical",
+              adjoint: str | None = None):  # fmt: skip
+    """Integrate Hamilton's equations of ``H`` from ``state`` for ``steps`` steps of size ``dt``.
+
+    Properties: symplectic (canonical splittings) or Lie-Poisson (so3); runs the TP-IR program as a
+    ``lax.scan``; works under jax.jit, jax.vmap (ensembles, per-member dt and parameters) and jax.grad
+    (initial state, dt, and parameters closed over by H). A negative dt integrates backward.
+
+    Args:
+      H: scalar energy, ``H(q, p)`` (canonical) or ``H(L)`` (so3); any JAX-traceable function.
+      state: ``(q, p)`` arrays of equal shape and floating dtype, or ``L`` of shape (3,).
+      dt: step size (scalar; an operand, so changing it never recompiles).
+      steps: number of steps (a static non-negative int).
+      method: a name from ``tpjax.METHODS`` or an integrator object.
+      adjoint: how ``jax.grad`` differentiates the loop: "reversible" (default for symmetric methods;
+        memory independent of steps), "checkpointed", or "direct".
+
+    Returns: the final state, same pytree structure, shapes and dtypes as ``state``.
+    """
+    comp, parts, steps, dt = _prepare(H, state, dt, steps, method, structure)
+    z0 = _initial(comp, parts, comp.consts)
+    adjoint = adjoint or ("reversible" if comp.method.symmetric else "checkpointed")
+    zf = _solve(_stepper(comp), z0, dt, tuple(comp.consts), steps, None, adjoint)
+    return _pack(zf[: len(parts)], state, structure)
+
+
+def trajectory(H: Callable, state, *, dt, steps: int, save_every: int = 1, method="leapfrog",
+               structure: str = "canonical", adjoint: str | None = None) -> Solution:  # fmt: skip
+    """Like :func:`integrate`, but returns a :class:`Solution` with the state saved every ``save_every``
+    steps (the initial state first) and the energy H at each saved state."""
+    comp, parts, steps, dt = _prepare(H, state, dt, steps, method, structure)
+    k = check.save_every(save_every, steps) if steps else 1
+    z0 = _initial(comp, parts, comp.consts)
+    adjoint = adjoint or ("reversible" if comp.method.symmetric else "checkpointed")
+    if steps:
+        _, saved = _solve(_stepper(comp), z0, dt, tuple(comp.consts), steps, k, adjoint)
+        saved = tuple(jnp.concatenate([z[None], s]) for z, s in zip(z0, saved, strict=False))
+    else:
+        saved = tuple(z[None] for z in z0)
+    saved = saved[: len(parts)]
+    consts = comp.consts
+
+    def energy(*xs):
+        return reference.run(comp.energy, _inputs(comp, xs, consts))["ptr_E"]
+
+    energies = jax.vmap(energy)(*saved)
+    ts = jnp.arange(saved[0].shape[0], dtype=parts[0].dtype) * (k * dt)
+    return Solution(ts, _pack(saved, state, structure), energies)

@@ -1,0 +1,147 @@
+"""Map jaxpr equations to TP-IR instructions: one rule per JAX primitive; the rest become OPAQUE.
+
+An OPAQUE instruction keeps the equation as traced and lets XLA run it (``dot_general`` in a neural
+network H, control flow, custom_jvp functions...): a valid JAX Hamiltonian never fails to compile.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from jax.extend.core import Literal
+
+from ..ir.ops import Op
+from ..primitives._common import dtype_name
+from .builder import Builder, literal_value
+
+_UNARY = {
+    "sin": "sin", "cos": "cos", "tan": "tan", "exp": "exp", "log": "log", "sqrt": "sqrt",
+    "rsqrt": "rsqrt", "tanh": "tanh", "abs": "abs", "sign": "sign", "log1p": "log1p", "expm1": "expm1",
+    "logistic": "logistic", "neg": "neg", "square": "sq",
+}  # fmt: skip
+_BINARY = {"div": "div", "pow": "pow", "max": "max", "min": "min", "atan2": "atan2"}
+_ALIAS = ("copy", "copy_p", "tp_load", "tp_store", "optimization_barrier")
+_INLINE = ("pjit", "jit", "closed_call", "core_call", "remat", "checkpoint")
+
+
+def _out(b: Builder, eqn, k: int = 0) -> str:
+    return b.fresh(b.space)
+
+
+def _fma(b, eqn, a, x, c):
+    return b.emit(Op.FMA, _out(b, eqn), (a, x, c), aval=eqn.outvars[0].aval)
+
+
+def _elem(b, eqn, func, *xs, **attrs):
+    return b.emit(Op.ELEM, _out(b, eqn), xs, (("func", func), *attrs.items()), aval=eqn.outvars[0].aval)
+
+
+#: jax primitive name -> rule(builder, eqn, operands) -> result operand(s). Identity in the comment.
+RULES = {
+    "mul": lambda b, e, x, y: _fma(b, e, x, y, 0.0),  # x*y       -> FMA x, y, 0
+    "add": lambda b, e, x, y: _fma(b, e, x, 1.0, y),  # x+y       -> FMA x, 1, y
+    "sub": lambda b, e, x, y: _fma(b, e, y, -1.0, x),  # x-y       -> FMA y, -1, x
+    "add_any": lambda b, e, x, y: b.emit(Op.ACC_GRAD, _out(b, e), (x, y), aval=e.outvars[0].aval),
+    "integer_pow": lambda b, e, x: (
+        _elem(b, e, "sq", x) if e.params["y"] == 2 else _elem(b, e, "ipow", x, n=e.params["y"])
+    ),  # x**2 -> ELEM sq;  x**n -> ELEM ipow n
+    "reduce_sum": lambda b, e, x: b.emit(
+        Op.SUM, _out(b, e), (x,), (("axis", tuple(e.params["axes"])),), aval=e.outvars[0].aval
+    ),
+    "broadcast_in_dim": lambda b, e, x: _broadcast(b, e, x),
+    "reshape": lambda b, e, x: _elem(b, e, "reshape", x, shape=tuple(e.outvars[0].aval.shape)),
+    "squeeze": lambda b, e, x: _elem(b, e, "reshape", x, shape=tuple(e.outvars[0].aval.shape)),
+    "expand_dims": lambda b, e, x: _elem(b, e, "reshape", x, shape=tuple(e.outvars[0].aval.shape)),
+    "convert_element_type": lambda b, e, x: _elem(
+        b, e, "convert", x, dtype=np.dtype(e.params["new_dtype"]).name
+    ),
+    # TP-IR primitives (they appear in the jaxprs of gradients of TP-IR programs)
+    "tp_fma": lambda b, e, x, y, z: _fma(b, e, x, y, z),
+    "tp_elem": lambda b, e, *xs: _elem(b, e, e.params["func"], *xs,
+                                       **{k: v for k, v in e.params.items() if k != "func"}),  # fmt: skip
+    "tp_sum": lambda b, e, x: b.emit(Op.SUM, _out(b, e), (x,), (("axis", e.params["axes"]),),
+                                     aval=e.outvars[0].aval),  # fmt: skip
+    "tp_acc_grad": lambda b, e, x, y: b.emit(Op.ACC_GRAD, _out(b, e), (x, y), aval=e.outvars[0].aval),
+    "tp_grad_init": lambda b, e: b.emit(Op.GRAD_INIT, b.fresh("G"), (e.params["value"],),
+                                        aval=e.outvars[0].aval),  # fmt: skip
+    "tp_poisson_j": lambda b, e, *xs: b.emit(Op.POISSON_J, b.fresh("F"), xs, (("type", e.params["kind"]),),
+                                             aval=e.outvars[0].aval),  # fmt: skip
+    "tp_lie_cross": lambda b, e, x, y: b.emit(Op.LIE_CROSS, b.fresh("F"), (x, y), aval=e.outvars[0].aval),
+}
+for _name, _func in _UNARY.items():
+    RULES[_name] = lambda b, e, x, _f=_func: _elem(b, e, _f, x)  # f(x) -> ELEM f, x
+for _name, _func in _BINARY.items():
+    RULES[_name] = lambda b, e, x, y, _f=_func: _elem(b, e, _f, x, y)  # f(x, y) -> ELEM f, x, y
+
+
+def _broadcast(b, eqn, x):
+    aval = eqn.outvars[0].aval
+    if not isinstance(x, str) and b.phase == "backward":  # a filled adjoint: GRAD_INIT g, v
+        return b.emit(Op.GRAD_INIT, b.fresh("G"), (x,), aval=aval)
+    return _elem(b, eqn, "broadcast", x, shape=tuple(aval.shape), dims=tuple(eqn.params["broadcast_dimensions"]))
+
+
+def _opaque(b: Builder, eqn, args):
+    """Keep ``eqn`` as traced; XLA runs it. Literal operands are passed as constants."""
+    prim, params = eqn.primitive, dict(eqn.params)
+
+    def run(*xs, _prim=prim, _params=params):
+        subfuns, bind_params = _prim.get_bind_params(_params)
+        out = _prim.bind(*subfuns, *xs, **bind_params)
+        return tuple(out) if _prim.multiple_results else (out,)
+
+    key = len(b.opaque)
+    b.opaque.append(run)
+    dsts = tuple(b.fresh(b.space) for _ in eqn.outvars)
+    attrs = [("func", prim.name), ("key", key)]
+    if len(dsts) > 1:
+        attrs.append(("types", tuple(f"{dtype_name(v.aval.dtype)}{list(v.aval.shape)}".replace(" ", "")
+                                     for v in eqn.outvars)))  # fmt: skip
+    first = eqn.outvars[0].aval
+    b.emit(Op.OPAQUE, dsts, args, attrs, aval=first, comment="run by XLA (no TP-IR form)")
+    return dsts if len(dsts) > 1 else dsts[0]
+
+
+def lower_jaxpr(b: Builder, jaxpr, consts, in_operands, *, adjoint_inputs=()) -> list:
+    """Append the TP-IR of ``jaxpr`` to ``b``; returns the operands of its outputs.
+
+    ``consts`` are the jaxpr's constant values (they become C registers), ``in_operands`` the registers
+    bound to its inputs. In the backward phase, results that depend on an adjoint are G registers, the
+    recomputed forward values T registers.
+    """
+    env: dict = {}
+    adj: set = set(adjoint_inputs)
+
+    def read(v):
+        if isinstance(v, Literal):
+            return literal_value(v.val)
+        return env[v]
+
+    for v, c in zip(jaxpr.constvars, consts, strict=True):
+        env[v] = literal_value(c) if np.ndim(c) == 0 and not hasattr(c, "aval") and np.isscalar(c) else (
+            b.const(c, v.aval))  # fmt: skip
+    for v, x in zip(jaxpr.invars, in_operands, strict=True):
+        env[v] = x
+    for eqn in jaxpr.eqns:
+        args = [read(v) for v in eqn.invars]
+        name = eqn.primitive.name
+        is_adj = b.phase == "backward" and any(isinstance(a, str) and a in adj for a in args)
+        b.space = "G" if is_adj else "T"
+        if name in _ALIAS:
+            outs = args[: len(eqn.outvars)]
+        elif name in _INLINE and "jaxpr" in eqn.params:
+            sub = eqn.params["jaxpr"]
+            outs = lower_jaxpr(b, sub.jaxpr, sub.consts, args, adjoint_inputs=adj)
+        elif name in RULES and not (name == "convert_element_type" and not _inexact(eqn)):
+            outs = RULES[name](b, eqn, *args)
+        else:
+            outs = _opaque(b, eqn, args)
+        outs = list(outs) if isinstance(outs, tuple | list) else [outs]
+        for v, o in zip(eqn.outvars, outs, strict=True):
+            env[v] = o
+            if isinstance(o, str) and (is_adj or o.startswith("G")):
+                adj.add(o)
+    return [read(v) for v in jaxpr.outvars]
+
+
+def _inexact(eqn) -> bool:
+    return np.issubdtype(np.dtype(eqn.params["new_dtype"]), np.inexact)

@@ -1,0 +1,117 @@
+"""Trace H into TP-IR: the forward (energy) phase from make_jaxpr, gradient blocks from jax.vjp.
+
+The backward phase is never written by hand: H's jaxpr is lowered to a forward TP-IR program, that
+program is run through the TP-IR primitives under ``jax.vjp``, and the resulting jaxpr (whose equations
+are TP-IR primitives again, by their JVP/transpose rules) is lowered into GRAD_INIT / ACC_GRAD / FMA / ELEM.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import numpy as np
+
+from ..codegen import reference
+from ..ir.ops import Op
+from .builder import Builder
+from .from_jaxpr import lower_jaxpr
+
+#: the pointer names of each structure's state parts.
+STATE_PTRS = {"canonical": ("ptr_q", "ptr_p"), "so3": ("ptr_L",), "se3": ("ptr_L", "ptr_Gamma")}
+STATE_NAMES = {"canonical": ("q", "p"), "so3": ("L",), "se3": ("L", "Gamma")}
+
+
+@dataclasses.dataclass
+class Traced:
+    """H traced once for one state signature: its jaxpr, constants, and one gradient jaxpr per part."""
+
+    structure: str
+    avals: tuple  # ShapeDtypeStruct of each state part
+    jaxpr: Any  # ClosedJaxpr of H
+    consts: list  # H's constants (closed-over arrays / parameters), the program's C registers
+    forward: Callable[..., Any]  # (*parts, *consts) -> E, run through TP-IR primitives
+    grads: tuple  # one ClosedJaxpr per part: (*parts, ct, *consts) -> dH/dpart
+    energy_aval: Any
+
+    def depends(self, k: int, j: int) -> bool:
+        """Does dH/d(part k) depend on part j?  (structural, from the jaxpr)"""
+        jx = self.grads[k].jaxpr
+        return _reaches(jx, {jx.invars[j]})
+
+
+def _reaches(jaxpr, seeds: set) -> bool:
+    dep = set(seeds)
+    for eqn in jaxpr.eqns:
+        if any(not isinstance(v, jax.extend.core.Literal) and v in dep for v in eqn.invars):
+            dep.update(eqn.outvars)
+    return any(v in dep for v in jaxpr.outvars if not isinstance(v, jax.extend.core.Literal))
+
+
+def trace(H: Callable, parts: tuple, structure: str) -> Traced:
+    avals = tuple(jax.ShapeDtypeStruct(np.shape(x), jax.typeof(x).dtype) for x in parts)
+    closed = jax.make_jaxpr(H)(*avals)
+    (e_aval,) = [v.aval for v in closed.jaxpr.outvars]
+    consts = list(closed.consts)
+    fwd_prog = forward_program(closed, structure, consts)
+    ptrs = STATE_PTRS[structure]
+
+    def forward(*args):
+        xs, cs = args[: len(parts)], args[len(parts) :]
+        inputs = dict(zip(ptrs, xs, strict=True)) | {f"ptr_c{k}": c for k, c in enumerate(cs)}
+        return reference.run(fwd_prog, inputs)["ptr_E"]
+
+    c_avals = [jax.ShapeDtypeStruct(np.shape(c), jax.typeof(c).dtype) for c in consts]
+    ct_aval = jax.ShapeDtypeStruct(e_aval.shape, e_aval.dtype)
+    grads = []
+    for k in range(len(parts)):
+
+        def g(*args, k=k):
+            xs, ct, cs = list(args[: len(parts)]), args[len(parts)], args[len(parts) + 1 :]
+
+            def e(x):
+                return forward(*xs[:k], x, *xs[k + 1 :], *cs)
+
+            return jax.vjp(e, xs[k])[1](ct)[0]
+
+        grads.append(jax.make_jaxpr(g)(*avals, ct_aval, *c_avals))
+    return Traced(structure, avals, closed, consts, forward, tuple(grads), e_aval)
+
+
+def forward_program(closed, structure: str, consts: list):
+    """The forward phase as a program: LOAD state and constants, H's ops, STORE ptr_E."""
+    b = Builder()
+    regs = [b.load("S", ptr, v.aval, name) for ptr, v, name in
+            zip(STATE_PTRS[structure], closed.jaxpr.invars, STATE_NAMES[structure], strict=True)]  # fmt: skip
+    e = emit_forward(b, closed, consts, regs)
+    b.phase = "integrate"
+    b.emit(Op.STORE, "ptr_E", (e,), aval=closed.jaxpr.outvars[0].aval, comment="energy")
+    return b.program()
+
+
+def emit_forward(b: Builder, closed, consts, regs) -> str:
+    """Append the forward phase of H; returns the energy register E0."""
+    b.phase, b.stage = "forward", ""
+    (out,) = lower_jaxpr(b, closed.jaxpr, consts, regs)
+    aval = closed.jaxpr.outvars[0].aval
+    if not isinstance(out, str) or not out.startswith("T"):  # H constant, or H returns an input
+        return b.emit(Op.FMA, "E0", (out, 1.0, 0.0), aval=aval, comment="H")
+    b.instrs = [i.with_(dst=tuple("E0" if d == out else d for d in i.dst),
+                        args=tuple("E0" if a == out else a for a in i.args)) for i in b.instrs]  # fmt: skip
+    b.instrs[-1] = b.instrs[-1].with_(comment="H")
+    return "E0"
+
+
+def emit_gradient(b: Builder, tr: Traced, k: int, regs, const_regs, stage: str = "") -> str:
+    """Append the backward phase computing dH/d(part k) at the current state registers."""
+    b.phase, b.stage = "backward", stage
+    name = STATE_NAMES[tr.structure][k]
+    ct = b.emit(Op.GRAD_INIT, b.fresh("G"), (1.0,), aval=tr.energy_aval, comment="adjoint of H")
+    gj = tr.grads[k]
+    (g,) = lower_jaxpr(b, gj.jaxpr, gj.consts, [*regs, ct, *const_regs], adjoint_inputs=(ct,))
+    last = b.instrs[-1]
+    if isinstance(g, str) and last.dst == (g,):
+        b.instrs[-1] = last.with_(comment=f"dH/d{name}")
+    return g
