@@ -1,1 +1,14 @@
-"""tpjax: structure-preserving Hamiltonian simulation in JAX through TP-IR."""
+"""tpjax: structure-preserving Hamiltonian simulation in JAX through the TP-IR compiler.
+
+``integrate`` / ``trajectory`` run a Hamiltonian's symplectic (or Lie-Poisson) flow under jit, vmap and
+grad; ``compile`` shows the TP-IR program. See README.md and DESIGN notes.
+"""
+
+from .api import Solution as Solution
+from .api import compile as compile  # noqa: A004
+from .api import integrate as integrate
+from .api import trajectory as trajectory
+from .compiler import Compiled as Compiled
+from .integrators import METHODS as METHODS
+
+__version__ = "0.1.0"

@@ -76,7 +76,7 @@ def build_source(H: Callable, tr: Traced, method: AbstractIntegrator) -> Program
     b = Builder()
     names = STATE_NAMES[tr.structure]
     regs = [b.load("S", ptr, a, nm) for ptr, a, nm in zip(STATE_PTRS[tr.structure], tr.avals, names, strict=True)]
-    const_regs = [b.const(c, a) for c, a in zip(tr.consts, tr.jaxpr.jaxpr.constvars, strict=True)]
+    const_regs = [b.const(c, v.aval) for c, v in zip(tr.consts, tr.jaxpr.jaxpr.constvars, strict=True)]
     emit_forward(b, tr.jaxpr, tr.consts, regs)
     if isinstance(method, Splitting):
         schedule_splitting(b, tr, method, regs, const_regs)

@@ -77,7 +77,7 @@ def _broadcast(b, eqn, x):
     aval = eqn.outvars[0].aval
     if not isinstance(x, str) and b.phase == "backward":  # a filled adjoint: GRAD_INIT g, v
         return b.emit(Op.GRAD_INIT, b.fresh("G"), (x,), aval=aval)
-    return _elem(b, eqn, "broadcast", x, shape=tuple(aval.shape), dims=tuple(eqn.params["broadcast_dimensions"]))
+    return _elem(b, eqn, "broadcast", x, shape=tuple(aval.shape), bdims=tuple(eqn.params["broadcast_dimensions"]))
 
 
 def _opaque(b: Builder, eqn, args):
@@ -85,8 +85,7 @@ def _opaque(b: Builder, eqn, args):
     prim, params = eqn.primitive, dict(eqn.params)
 
     def run(*xs, _prim=prim, _params=params):
-        subfuns, bind_params = _prim.get_bind_params(_params)
-        out = _prim.bind(*subfuns, *xs, **bind_params)
+        out = _prim.bind(*xs, **_prim.get_bind_params(_params))
         return tuple(out) if _prim.multiple_results else (out,)
 
     key = len(b.opaque)

@@ -1,7 +1,7 @@
 """ELEM: dst = func(x[, y]) for the functions of ``ir.ops.ELEM_FUNCS`` (TP-IR op ``ELEM``).
 
 Unary and binary functions act elementwise (binary ones broadcast like numpy); layout functions
-(broadcast, reshape, convert) move data and carry static ``shape``/``dims``/``dtype`` parameters; ``ipow``
+(broadcast, reshape, convert) move data and carry static ``shape``/``bdims``/``dtype`` parameters; ``ipow``
 carries its integer exponent ``n``. Derivatives are written in TP-IR primitives, so ``jax.grad`` of a
 program of ELEMs is again a program of ELEMs and FMAs.
 """
@@ -38,7 +38,7 @@ elem_p = Primitive("tp_elem")
 # 2. public wrapper
 def elem(func: str, *xs, **params):
     """Apply ELEM function ``func`` (e.g. ``elem("sin", x)``, ``elem("ipow", x, n=3)``,
-    ``elem("broadcast", x, shape=(3,), dims=())``)."""
+    ``elem("broadcast", x, shape=(3,), bdims=())``)."""
     if func not in ELEM_FUNCS:
         raise ValueError(f"elem: unknown function {func!r}; expected one of {ELEM_FUNCS}")
     arity = 2 if func in BINARY else 1
@@ -74,9 +74,11 @@ def _abstract(*xs, func, **p):
 def _impl(*xs, func, **p):
     out = _abstract(*map(jax.typeof, xs), func=func, **p)
     if func == "broadcast":
-        return lax.broadcast_in_dim(xs[0], out.shape, p["dims"])
+        return lax.broadcast_in_dim(xs[0], out.shape, p["bdims"])
     if func == "reshape":
         return jnp.reshape(xs[0], out.shape)
+    if func == "convert":
+        return lax.convert_element_type(xs[0], out.dtype)
     if func == "ipow":
         y = lax.integer_pow(xs[0], p["n"])
     else:
@@ -165,7 +167,7 @@ def _transpose(ct, x, *, func, **p):
     if func == "convert":
         return [elem("convert", ct, dtype=np.dtype(dtype).name)]
     # broadcast: sum over the new axes and over the operand's size-1 axes that were expanded
-    dims = p["dims"]
+    dims = p["bdims"]
     new = tuple(i for i in range(ct.ndim) if i not in dims)
     grown = tuple(d for i, d in enumerate(dims) if shape[i] == 1 and ct.shape[d] != 1)
     s = tp_sum(ct, tuple(sorted(new + grown))) if new or grown else ct
@@ -192,7 +194,7 @@ def _batch(args, dims, *, func, **p):
     x = jnp.moveaxis(x, d, 0)
     q = dict(p, shape=(x.shape[0], *p["shape"]))
     if func == "broadcast":
-        q["dims"] = (0, *(i + 1 for i in p["dims"]))
+        q["bdims"] = (0, *(i + 1 for i in p["bdims"]))
     return elem_p.bind(x, func=func, **q), 0
 
 

@@ -51,7 +51,7 @@ def broadcast_to(t, shape):
 
     if tuple(t.shape) == tuple(shape):
         return t
-    return elem("broadcast", t, shape=tuple(shape), dims=tuple(range(len(shape) - t.ndim, len(shape))))
+    return elem("broadcast", t, shape=tuple(shape), bdims=tuple(range(len(shape) - t.ndim, len(shape))))
 
 
 def _jvp(primals, tangents):

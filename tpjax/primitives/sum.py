@@ -36,7 +36,7 @@ def _transpose(ct, x, *, axes):
 
     shape = x.aval.shape
     kept = tuple(i for i in range(len(shape)) if i not in axes)
-    return [elem("broadcast", ct, shape=shape, dims=kept)]
+    return [elem("broadcast", ct, shape=shape, bdims=kept)]
 
 
 # 6. batching: the batch axis goes first and the summed axes shift by one.
