@@ -24,8 +24,9 @@ class Solution(NamedTuple):
 
     @property
     def energy_error(self):
-        """Relative energy error |H(t) - H(0)| / |H(0)| at each saved time."""
-        e0 = self.energies[0]
+        """Relative energy error |H(t) - H(0)| / |H(0)| at each saved time (time is the last axis of
+        ``energies``, also for a vmapped Solution)."""
+        e0 = self.energies[..., :1]
         return jnp.abs(self.energies - e0) / jnp.maximum(jnp.abs(e0), jnp.finfo(self.energies.dtype).tiny)
 
 

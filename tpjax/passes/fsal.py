@@ -31,8 +31,8 @@ def _block(prog: Program, stage: str) -> tuple[list[Instr], str]:
 
 def _shape_of(block: list[Instr]) -> list:
     """The block up to register names (what must agree for first and last to be the same)."""
-    return [(i.op, tuple(a if not isinstance(a, str) else a[0] for a in i.args), i.attrs, i.dtype, i.shape)
-            for i in block]  # fmt: skip
+    return [(i.op, tuple(a if not isinstance(a, str) else a[0] for a in i.args),
+             tuple(kv for kv in i.attrs if kv[0] != "key"), i.dtype, i.shape) for i in block]  # fmt: skip
 
 
 def applicable(prog: Program) -> bool:
