@@ -89,6 +89,16 @@ def so3_state(state):
     return L
 
 
+def se3_state(state) -> tuple:
+    if not isinstance(state, tuple | list) or len(state) != 2:
+        raise TypeError("state must be an (L, Gamma) pair of (3,) arrays for structure='se3' (the heavy top)")
+    L, G = (_array(x, n) for x, n in zip(state, ("L", "Gamma"), strict=True))
+    if L.shape != (3,) or G.shape != (3,) or L.dtype != G.dtype:
+        raise ValueError(f"state: L and Gamma must both be (3,) of one dtype, got {L.shape} {L.dtype} and "
+                         f"{G.shape} {G.dtype}; vmap for ensembles")  # fmt: skip
+    return L, G
+
+
 def _array(x, name: str):
     if not hasattr(x, "dtype"):
         if isinstance(x, numbers.Number):

@@ -16,11 +16,18 @@ from .frontend.trace import STATE_PTRS
 
 class Solution(NamedTuple):
     """Saved states of a trajectory (a pytree). ``ts[k]`` is the time of ``states`` entry k (the initial
-    state first); ``energies`` is H at each saved state."""
+    state first); ``energies`` is H at each saved state; ``casimirs`` the structure's Casimirs there
+    (so3: |L|^2; se3: (Gamma.Gamma, L.Gamma); canonical: None)."""
 
     ts: Any
     states: Any
     energies: Any
+    casimirs: Any = None
+
+    @property
+    def casimir_error(self):
+        """Relative drift of each Casimir from its initial value (same layout as ``casimirs``)."""
+        return jax.tree.map(lambda c: jnp.abs(c - c[..., :1]) / jnp.abs(c[..., :1]), self.casimirs)
 
     @property
     def energy_error(self):
@@ -35,10 +42,13 @@ def _parts(state, structure: str) -> tuple:
         return check.canonical_state(state)
     if structure == "so3":
         return (check.so3_state(state),)
-    raise NotImplementedError(f"structure={structure!r}: use 'canonical' or 'so3'")
+    return check.se3_state(state)
 
 
-def compile(H: Callable, state, *, method="leapfrog", structure: str = "canonical") -> Compiled:  # noqa: A001
+DEFAULT_METHOD = {"canonical": "leapfrog", "so3": "implicit_midpoint", "se3": "implicit_midpoint"}
+
+
+def compile(H: Callable, state, *, method=None, structure: str = "canonical") -> Compiled:  # noqa: A001
     """Compile ``H`` to TP-IR for ``state``'s shapes and dtypes; ``print()`` the result for the listing.
 
     Returns a :class:`Compiled` with the optimised ``step`` program, the seed-style ``source`` (forward,
@@ -47,7 +57,7 @@ def compile(H: Callable, state, *, method="leapfrog", structure: str = "canonica
     if not callable(H):
         raise TypeError(f"H must be a callable H(q, p) -> scalar, got {type(H).__name__}")
     structure = check.structure(structure)
-    integ = check.method(method, structure)
+    integ = check.method(DEFAULT_METHOD[structure] if method is None else method, structure)
     parts = _parts(state, structure)
     comp = compile_hamiltonian(H, parts, integ, structure)
     check.energy_aval(comp.traced)
@@ -62,18 +72,60 @@ def _inputs(comp: Compiled, parts, consts) -> dict:
 
 
 def _stepper(comp: Compiled):
-    """(params, z, dt) -> z for one step; z = state parts (+ the FSAL force)."""
+    """(step, params): step(params, z, dt) -> z for one step; z = state parts (+ the FSAL force)."""
+    from .integrators.lie import ImplicitMidpoint, RigidBodySplitting
+
     ptrs = STATE_PTRS[comp.structure]
+    n = len(ptrs)
+    params = tuple(comp.consts)
+
+    def flow(params, z):
+        out = reference.run(comp.step, _inputs(comp, z, params[: len(comp.consts)]))
+        return tuple(out[f"ptr_flow{k}"] for k in range(n))
+
+    if isinstance(comp.method, ImplicitMidpoint):
+        from .integrators.implicit import implicit_midpoint_step
+
+        m = comp.method
+
+        def step(params, z, dt):
+            z1, info = implicit_midpoint_step(lambda z: flow(params, z), z, dt, tol=m.tol, max_iter=m.max_iter,
+                                              solver=m.solver)  # fmt: skip
+            return tuple(jnp.where(info.converged, a, jnp.nan) for a in z1)
+
+        return step, params
+    if isinstance(comp.method, RigidBodySplitting):
+        from .integrators.rigid_body import inertia_from_hamiltonian, rigid_body_order4, rigid_body_strang
+
+        consts = comp.consts
+        energy = lambda L: reference.run(comp.energy, _inputs(comp, (L,), consts))["ptr_E"]
+        inertia = inertia_from_hamiltonian(energy, comp.traced.avals[0].dtype)
+        rb = rigid_body_order4 if comp.method.order == 4 else rigid_body_strang
+
+        def step(params, z, dt):
+            return (rb(z[0], dt, params[-1]),)
+
+        return step, params + (inertia,)
 
     def step(params, z, dt):
-        inputs = _inputs(comp, z[: len(ptrs)], params)
+        inputs = _inputs(comp, z[:n], params)
         if comp.carries_force:
             inputs["ptr_force"] = z[-1]
         out = reference.run(comp.step, inputs, dt)
-        new = tuple(out[p] for p in ptrs)
-        return new + ((out["ptr_force"],) if comp.carries_force else ())
+        return tuple(out[p] for p in ptrs) + ((out["ptr_force"],) if comp.carries_force else ())
 
-    return step
+    return step, params
+
+
+def _check_converged(comp: Compiled, z, dt) -> None:
+    from .integrators.lie import ImplicitMidpoint
+
+    if not isinstance(comp.method, ImplicitMidpoint) or any(isinstance(a, jax.core.Tracer) for a in z):
+        return
+    if not all(bool(jnp.all(jnp.isfinite(a))) for a in z):
+        from .integrators.implicit import ConvergenceError
+
+        raise ConvergenceError(float(dt), comp.method.max_iter)
 
 
 def _initial(comp: Compiled, parts, consts) -> tuple:
@@ -98,12 +150,12 @@ def _prepare(H, state, dt, steps, method, structure):
 
 
 def _pack(parts, state, structure):
-    if structure == "canonical":
+    if structure in ("canonical", "se3"):
         return type(state)(parts) if isinstance(state, tuple) else list(parts)
     return parts[0]
 
 
-def integrate(H: Callable, state, *, dt, steps: int, method="leapfrog", structure: str = "canonical",
+def integrate(H: Callable, state, *, dt, steps: int, method=None, structure: str = "canonical",
               adjoint: str | None = None):  # fmt: skip
     """Integrate Hamilton's equations of ``H`` from ``state`` for ``steps`` steps of size ``dt``.
 
@@ -113,10 +165,12 @@ def integrate(H: Callable, state, *, dt, steps: int, method="leapfrog", structur
 
     Args:
       H: scalar energy, ``H(q, p)`` (canonical) or ``H(L)`` (so3); any JAX-traceable function.
-      state: ``(q, p)`` arrays of equal shape and floating dtype, or ``L`` of shape (3,).
+      state: ``(q, p)`` arrays of equal shape and floating dtype (canonical), ``L`` of shape (3,) (so3),
+        or ``(L, Gamma)`` (se3, the heavy top).
       dt: step size (scalar; an operand, so changing it never recompiles).
       steps: number of steps (a static non-negative int).
-      method: a name from ``tpjax.METHODS`` or an integrator object.
+      method: a name from ``tpjax.METHODS`` or an integrator object (default: leapfrog for canonical,
+        implicit_midpoint for so3/se3; ``rigid_body``/``rigid_body4`` for H = sum L_i^2/(2 I_i)).
       adjoint: how ``jax.grad`` differentiates the loop: "reversible" (default for symmetric methods;
         memory independent of steps), "checkpointed", or "direct".
 
@@ -125,11 +179,13 @@ def integrate(H: Callable, state, *, dt, steps: int, method="leapfrog", structur
     comp, parts, steps, dt = _prepare(H, state, dt, steps, method, structure)
     z0 = _initial(comp, parts, comp.consts)
     adjoint = adjoint or ("reversible" if comp.method.symmetric else "checkpointed")
-    zf = _solve(_stepper(comp), z0, dt, tuple(comp.consts), steps, None, adjoint)
+    step, params = _stepper(comp)
+    zf = _solve(step, z0, dt, params, steps, None, adjoint)
+    _check_converged(comp, zf, dt)
     return _pack(zf[: len(parts)], state, structure)
 
 
-def trajectory(H: Callable, state, *, dt, steps: int, save_every: int = 1, method="leapfrog",
+def trajectory(H: Callable, state, *, dt, steps: int, save_every: int = 1, method=None,
                structure: str = "canonical", adjoint: str | None = None) -> Solution:  # fmt: skip
     """Like :func:`integrate`, but returns a :class:`Solution` with the state saved every ``save_every``
     steps (the initial state first) and the energy H at each saved state."""
@@ -138,11 +194,13 @@ def trajectory(H: Callable, state, *, dt, steps: int, save_every: int = 1, metho
     z0 = _initial(comp, parts, comp.consts)
     adjoint = adjoint or ("reversible" if comp.method.symmetric else "checkpointed")
     if steps:
-        _, saved = _solve(_stepper(comp), z0, dt, tuple(comp.consts), steps, k, adjoint)
+        step, params = _stepper(comp)
+        _, saved = _solve(step, z0, dt, params, steps, k, adjoint)
         saved = tuple(jnp.concatenate([z[None], s]) for z, s in zip(z0, saved, strict=False))
     else:
         saved = tuple(z[None] for z in z0)
     saved = saved[: len(parts)]
+    _check_converged(comp, tuple(s[-1] for s in saved), dt)
     consts = comp.consts
 
     def energy(*xs):
@@ -150,4 +208,13 @@ def trajectory(H: Callable, state, *, dt, steps: int, save_every: int = 1, metho
 
     energies = jax.vmap(energy)(*saved)
     ts = jnp.arange(saved[0].shape[0], dtype=parts[0].dtype) * (k * dt)
-    return Solution(ts, _pack(saved, state, structure), energies)
+    return Solution(ts, _pack(saved, state, structure), energies, _casimirs(structure, saved))
+
+
+def _casimirs(structure: str, saved):
+    if structure == "so3":
+        return jnp.sum(saved[0] ** 2, axis=-1)
+    if structure == "se3":
+        L, G = saved
+        return (jnp.sum(G * G, axis=-1), jnp.sum(L * G, axis=-1))
+    return None

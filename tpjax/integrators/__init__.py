@@ -1,6 +1,7 @@
 """Integrators: methods are data (stage tables); ``METHODS`` maps names to them."""
 
 from .base import AbstractIntegrator, Drift, Kick, Splitting
+from .lie import IMPLICIT_MIDPOINT, RIGID_BODY, RIGID_BODY4, ImplicitMidpoint, RigidBodySplitting
 from .splitting import LEAPFROG, POSITION_VERLET, SYMPLECTIC_EULER, YOSHIDA4
 
 METHODS: dict[str, AbstractIntegrator] = {
@@ -9,6 +10,9 @@ METHODS: dict[str, AbstractIntegrator] = {
     "velocity_verlet": LEAPFROG,
     "position_verlet": POSITION_VERLET,
     "yoshida4": YOSHIDA4,
+    "implicit_midpoint": IMPLICIT_MIDPOINT,
+    "rigid_body": RIGID_BODY,
+    "rigid_body4": RIGID_BODY4,
 }
 
-__all__ = ["METHODS", "AbstractIntegrator", "Drift", "Kick", "Splitting"]
+__all__ = ["METHODS", "AbstractIntegrator", "Drift", "ImplicitMidpoint", "Kick", "RigidBodySplitting", "Splitting"]
