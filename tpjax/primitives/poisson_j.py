@@ -13,6 +13,7 @@ from jax.extend.core import Primitive
 from jax.interpreters import ad, batching, mlir
 
 from ..ir.ops import POISSON_TYPES
+from ._cuda import register_cuda
 from ._common import broadcast_batcher, broadcast_shapes, is_undefined, result_dtype, shaped, zero_tangent
 
 # 1. primitive
@@ -20,17 +21,17 @@ poisson_j_p = Primitive("tp_poisson_j")
 
 
 # 2. public wrapper
-def poisson_j(g, structure=None, *, kind: str):
+def poisson_j(g, structure=None, *, kind: str, impl: str = "xla"):
     """Apply the Poisson tensor ``kind`` to gradient ``g``; ``structure`` is L (LIE) or J (MATRIX)."""
     if kind not in POISSON_TYPES:
         raise ValueError(f"poisson_j: kind must be one of {POISSON_TYPES}, got {kind!r}")
     if (kind in ("LIE", "MATRIX")) != (structure is not None):
         raise TypeError(f"poisson_j: kind={kind} {'needs' if structure is None else 'takes no'} structure")
-    return poisson_j_p.bind(g, *(() if structure is None else (structure,)), kind=kind)
+    return poisson_j_p.bind(g, *(() if structure is None else (structure,)), kind=kind, impl=impl)
 
 
 # 3. abstract eval
-def _abstract(g, *s, kind):
+def _abstract(g, *s, kind, impl="xla"):
     if kind in ("PASS", "NEGATE"):
         return shaped(g.shape, g.dtype)
     if kind == "LIE":
@@ -51,28 +52,28 @@ def hat(L):
 
 
 # 4. impl
-def _impl(g, *s, kind):
+def _impl(g, *s, kind, impl="xla"):
     if kind == "PASS":
         return g
     if kind == "NEGATE":
         return -g
     J = hat(s[0]) if kind == "LIE" else s[0]
     out = jnp.einsum("...ij,...j->...i", J, g)
-    return out.astype(_abstract(jax.typeof(g), *map(jax.typeof, s), kind=kind).dtype)
+    return out.astype(_abstract(jax.typeof(g), *map(jax.typeof, s), kind=kind, impl=impl).dtype)
 
 
 # 5. JVP and transpose. LIE: f = L x g is bilinear; d f = L x dg + dL x g.
-def _jvp(primals, tangents, *, kind):
-    f = poisson_j_p.bind(*primals, kind=kind)
+def _jvp(primals, tangents, *, kind, impl):
+    f = poisson_j_p.bind(*primals, kind=kind, impl=impl)
     if kind in ("PASS", "NEGATE"):
         t = tangents[0]
-        return f, (zero_tangent(f) if type(t) is ad.Zero else poisson_j_p.bind(t, kind=kind))
+        return f, (zero_tangent(f) if type(t) is ad.Zero else poisson_j_p.bind(t, kind=kind, impl=impl))
     (g, s), (tg, ts) = primals, tangents
     parts = []
     if type(tg) is not ad.Zero:
-        parts.append(poisson_j_p.bind(tg, s, kind=kind))
+        parts.append(poisson_j_p.bind(tg, s, kind=kind, impl=impl))
     if type(ts) is not ad.Zero:
-        parts.append(poisson_j_p.bind(g, ts, kind=kind))
+        parts.append(poisson_j_p.bind(g, ts, kind=kind, impl=impl))
     if not parts:
         return f, zero_tangent(f)
     from .acc_grad import acc_grad
@@ -80,20 +81,20 @@ def _jvp(primals, tangents, *, kind):
     return f, parts[0] if len(parts) == 1 else acc_grad(parts[0], parts[1])
 
 
-def _transpose(ct, g, *s, kind):
+def _transpose(ct, g, *s, kind, impl):
     from ._common import unbroadcast
     from .elem import elem
 
     if type(ct) is ad.Zero:
         return [None] * (1 + len(s))
     if kind in ("PASS", "NEGATE"):
-        return [poisson_j_p.bind(ct, kind=kind)]
+        return [poisson_j_p.bind(ct, kind=kind, impl=impl)]
     (s,) = s
     if is_undefined(g) and is_undefined(s):
         raise ValueError("POISSON_J is not linear when both g and its structure are tangents")
     if kind == "LIE":  # <ct, L x dg> = <dg, ct x L>;  <ct, dL x g> = <dL, g x ct>
-        ct_g = poisson_j_p.bind(ct, elem("neg", s), kind="LIE") if is_undefined(g) else None
-        ct_s = poisson_j_p.bind(ct, g, kind="LIE") if is_undefined(s) else None
+        ct_g = poisson_j_p.bind(ct, elem("neg", s), kind="LIE", impl=impl) if is_undefined(g) else None
+        ct_s = poisson_j_p.bind(ct, g, kind="LIE", impl=impl) if is_undefined(s) else None
     else:  # MATRIX: f = J g;  dg <- J^T ct,  dJ <- ct g^T
         ct_g = jnp.einsum("...ji,...j->...i", s, ct) if is_undefined(g) else None
         ct_s = jnp.einsum("...i,...j->...ij", ct, g) if is_undefined(s) else None
@@ -106,13 +107,13 @@ def _transpose(ct, g, *s, kind):
 _bcast = broadcast_batcher(poisson_j_p)
 
 
-def _batch(args, dims, *, kind):
+def _batch(args, dims, *, kind, impl):
     if kind in ("PASS", "NEGATE"):
-        return poisson_j_p.bind(args[0], kind=kind), dims[0]
+        return poisson_j_p.bind(args[0], kind=kind, impl=impl), dims[0]
     if kind == "MATRIX" and dims[1] is not None and dims[0] is None:
         g, J = args
         J = jnp.moveaxis(J, dims[1], 0)
-        return poisson_j_p.bind(jnp.broadcast_to(g, J.shape[:-1]), J, kind=kind), 0
+        return poisson_j_p.bind(jnp.broadcast_to(g, J.shape[:-1]), J, kind=kind, impl=impl), 0
     if kind == "MATRIX":
         g, J = jnp.moveaxis(args[0], dims[0], 0), args[1]
         if dims[1] is not None:
@@ -120,8 +121,8 @@ def _batch(args, dims, *, kind):
             lead = max(g.ndim, J.ndim - 1)
             g = g.reshape(g.shape[:1] + (1,) * (lead - g.ndim) + g.shape[1:])
             J = J.reshape(J.shape[:1] + (1,) * (lead - J.ndim + 1) + J.shape[1:])
-        return poisson_j_p.bind(g, J, kind=kind), 0
-    return _bcast(args, dims, kind=kind)
+        return poisson_j_p.bind(g, J, kind=kind, impl=impl), 0
+    return _bcast(args, dims, kind=kind, impl=impl)
 
 
 # 7. lowering: the reference through XLA (the CUDA path lowers LIE_CROSS / POISSON_J via Triton).
@@ -132,3 +133,4 @@ ad.primitive_jvps[poisson_j_p] = _jvp
 ad.primitive_transposes[poisson_j_p] = _transpose
 batching.primitive_batchers[poisson_j_p] = _batch
 mlir.register_lowering(poisson_j_p, mlir.lower_fun(_impl, multiple_results=False))
+register_cuda(poisson_j_p, _impl, "poisson_j")
