@@ -37,7 +37,7 @@ UNARY = (
 )  # fmt: skip
 #: ELEM functions of two operands (numpy broadcasting). ``ge`` is the 0/1 mask x >= y.
 BINARY = ("div", "pow", "max", "min", "atan2", "ge")
-#: ELEM functions that only move data: they carry static shape/dims/dtype attributes.
+#: ELEM functions that only move data: they carry static shape/bdims/dtype attributes.
 LAYOUT = ("broadcast", "reshape", "convert")
 ELEM_FUNCS = UNARY + BINARY + LAYOUT
 
