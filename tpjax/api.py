@@ -135,10 +135,10 @@ def _initial(comp: Compiled, parts, consts) -> tuple:
     return z
 
 
-def _solve(step, z0, dt, params, steps: int, save_every: int | None, adjoint: str | None):
+def _solve(step, z0, dt, params, steps: int, save_every: int | None, adjoint: str, reanchor=None):
     from . import adjoint as adj
 
-    return adj.solve(step, z0, dt, params, steps=steps, save_every=save_every, adjoint=adjoint or "auto")
+    return adj.solve(step, z0, dt, params, steps=steps, save_every=save_every, adjoint=adjoint, reanchor=reanchor)
 
 
 def _prepare(H, state, dt, steps, method, structure):
@@ -156,7 +156,7 @@ def _pack(parts, state, structure):
 
 
 def integrate(H: Callable, state, *, dt, steps: int, method=None, structure: str = "canonical",
-              adjoint: str | None = None):  # fmt: skip
+              adjoint: str | None = None, reanchor: int | None = None):  # fmt: skip
     """Integrate Hamilton's equations of ``H`` from ``state`` for ``steps`` steps of size ``dt``.
 
     Properties: symplectic (canonical splittings) or Lie-Poisson (so3); runs the TP-IR program as a
@@ -172,7 +172,10 @@ def integrate(H: Callable, state, *, dt, steps: int, method=None, structure: str
       method: a name from ``tpjax.METHODS`` or an integrator object (default: leapfrog for canonical,
         implicit_midpoint for so3/se3; ``rigid_body``/``rigid_body4`` for H = sum L_i^2/(2 I_i)).
       adjoint: how ``jax.grad`` differentiates the loop: "reversible" (default for symmetric methods;
-        memory independent of steps), "checkpointed", or "direct".
+        states rebuilt backward in time, memory independent of steps), "checkpointed" (default
+        otherwise; sqrt(steps) memory) or "direct" (stores every step).
+      reanchor: with adjoint="reversible", also store every ``reanchor``-th state and restart the
+        backward reconstruction there (bounds round-off growth in chaotic systems).
 
     Returns: the final state, same pytree structure, shapes and dtypes as ``state``.
     """
@@ -180,13 +183,14 @@ def integrate(H: Callable, state, *, dt, steps: int, method=None, structure: str
     z0 = _initial(comp, parts, comp.consts)
     adjoint = adjoint or ("reversible" if comp.method.symmetric else "checkpointed")
     step, params = _stepper(comp)
-    zf = _solve(step, z0, dt, params, steps, None, adjoint)
+    zf = _solve(step, z0, dt, params, steps, None, adjoint, reanchor)
     _check_converged(comp, zf, dt)
     return _pack(zf[: len(parts)], state, structure)
 
 
 def trajectory(H: Callable, state, *, dt, steps: int, save_every: int = 1, method=None,
-               structure: str = "canonical", adjoint: str | None = None) -> Solution:  # fmt: skip
+               structure: str = "canonical", adjoint: str | None = None, reanchor: int | None = None,
+               ) -> Solution:  # fmt: skip
     """Like :func:`integrate`, but returns a :class:`Solution` with the state saved every ``save_every``
     steps (the initial state first) and the energy H at each saved state."""
     comp, parts, steps, dt = _prepare(H, state, dt, steps, method, structure)
@@ -195,7 +199,7 @@ def trajectory(H: Callable, state, *, dt, steps: int, save_every: int = 1, metho
     adjoint = adjoint or ("reversible" if comp.method.symmetric else "checkpointed")
     if steps:
         step, params = _stepper(comp)
-        _, saved = _solve(step, z0, dt, params, steps, k, adjoint)
+        _, saved = _solve(step, z0, dt, params, steps, k, adjoint, reanchor)
         saved = tuple(jnp.concatenate([z[None], s]) for z, s in zip(z0, saved, strict=False))
     else:
         saved = tuple(z[None] for z in z0)

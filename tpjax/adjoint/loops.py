@@ -1,0 +1,115 @@
+"""Time-stepping loops shared by the adjoint methods: plain `lax.scan`, no custom derivative rules.
+
+All functions take `step(params, z, dt) -> z` and static Python ints for the step counts. `forward` is what
+"direct" and "checkpointed" differentiate with JAX's own reverse mode; `forward_anchored` and `backward` are
+the two halves of the "reversible" adjoint (see `reversible.py`).
+"""
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+tree_map = jax.tree_util.tree_map
+
+
+def run(step, params, z, dt, n):
+    """`n` steps of z <- step(params, z, dt) in one `lax.scan` (reverse mode stores every step)."""
+    if n == 0:
+        return z
+    z, _ = lax.scan(lambda z, _: (step(params, z, dt), None), z, None, length=n)
+    return z
+
+
+def run_checkpointed(step, params, z, dt, n, segments):
+    """`n` steps split into about `segments` `jax.checkpoint`-ed scans.
+
+    Reverse mode stores only the segment starts and, while one segment is re-run, its per-step residuals:
+    O(segments + n / segments) states, O(sqrt(n)) for segments = ceil(sqrt(n)); about one extra forward pass.
+    """
+    if n == 0:
+        return z
+    length = -(-n // min(segments, n))
+    full, rem = divmod(n, length)
+    seg = jax.checkpoint(lambda p, z, dt: run(step, p, z, dt, length), prevent_cse=False)
+    z, _ = lax.scan(lambda z, _: (seg(params, z, dt), None), z, None, length=full)
+    if rem:
+        z = jax.checkpoint(lambda p, z, dt: run(step, p, z, dt, rem))(params, z, dt)
+    return z
+
+
+def forward(step, params, z0, dt, steps, save_every, runner=run):
+    """Returns (z_steps, saved) with saved[k] = z after (k + 1) * save_every steps (None without saving)."""
+    if save_every is None:
+        return runner(step, params, z0, dt, steps), None
+
+    def block(z, _):
+        z = runner(step, params, z, dt, save_every)
+        return z, z
+
+    return lax.scan(block, z0, None, length=steps // save_every)
+
+
+def forward_anchored(step, params, z0, dt, steps, save_every, every):
+    """`forward`, also returning anchors: ceil(steps / every) states, slot j = z_{min((j + 1) every, steps)}.
+
+    Step m writes z_m into slot (m - 1) // every, so the last write to slot j is z_{(j+1) every}: no branch.
+    """
+    block = save_every or steps
+    slots = -(-steps // every)
+    anchors = tree_map(lambda x: jnp.zeros((slots, *x.shape), x.dtype), z0)
+
+    def inner(carry, m):  # m: index of the state this step produces
+        z, buf = carry
+        z = step(params, z, dt)
+        buf = tree_map(lambda b, x: lax.dynamic_update_index_in_dim(b, x, (m - 1) // every, 0), buf, z)
+        return (z, buf), None
+
+    def outer(carry, k):
+        carry, _ = lax.scan(inner, carry, k * block + 1 + jnp.arange(block))
+        return carry, carry[0]
+
+    (z, anchors), saved = lax.scan(outer, (z0, anchors), jnp.arange(steps // block))
+    return z, (saved if save_every else None), anchors
+
+
+def backward(step, params, zT, dt, ct_zT, ct_saved, *, steps, save_every, anchors, every, want_p, want_dt):
+    """Reversible adjoint: walk z back with z_{m-1} = step(params, z_m, -dt), one `jax.vjp` of the step each.
+
+    params is a list of leaves; want_p (one bool per leaf) and want_dt say which cotangents to accumulate.
+    ct_saved (stacked like the saved states, or None) is added to the state cotangent at block ends.
+    With anchors, the walk restarts from the stored z_m whenever every divides m. Returns
+    (ct_z0, [ct_param for wanted leaves], ct_dt or None). Memory: a few states, independent of steps.
+    """
+    block = save_every or steps
+    wanted = [p for p, w in zip(params, want_p, strict=True) if w]
+
+    def step_at(pw, z, dtw):
+        it = iter(pw)
+        p = [next(it) if w else q for q, w in zip(params, want_p, strict=True)]
+        return step(p, z, dtw if want_dt else dt)
+
+    def inner(carry, m):  # reverse the step that produced z_m
+        z, a, gp, gdt = carry
+        if anchors is not None:
+            z = lax.cond(
+                m % every == 0,
+                lambda z: tree_map(lambda b: lax.dynamic_index_in_dim(b, m // every - 1, 0, False), anchors),
+                lambda z: z,
+                z,
+            )
+        z = step(params, z, -dt)
+        _, vjp = jax.vjp(step_at, wanted, z, dt)
+        cp, a, cdt = vjp(a)
+        return (z, a, tree_map(jnp.add, gp, cp), gdt + cdt if want_dt else gdt), None
+
+    def outer(carry, xs):
+        k, ct = xs
+        z, a, gp, gdt = carry
+        if ct is not None:
+            a = tree_map(jnp.add, a, ct)
+        carry, _ = lax.scan(inner, (z, a, gp, gdt), k * block + 1 + jnp.arange(block), reverse=True)
+        return carry, None
+
+    init = (zT, ct_zT, tree_map(jnp.zeros_like, wanted), jnp.zeros_like(dt))
+    (_, a, gp, gdt), _ = lax.scan(outer, init, (jnp.arange(steps // block), ct_saved), reverse=True)
+    return a, gp, (gdt if want_dt else None)
