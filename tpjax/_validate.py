@@ -125,3 +125,15 @@ def separable(traced, integ) -> None:
             "but dH/dq depends on p (found in the jaxpr of H). An explicit method would silently lose "
             "symplecticity; use method='implicit_midpoint' for non-separable H"
         )
+
+
+#: platform names of Apple-GPU plugins: jax-metal (METAL, unmaintained), jax-mps (mps), metaljax (metal),
+#: jax-graft (mtl). None of them runs float64.
+METAL_PLATFORMS = ("METAL", "mps", "metal", "mtl")
+
+
+def metal_dtype(parts, platform: str | None = None) -> None:
+    platform = jax.default_backend() if platform is None else platform
+    if platform in METAL_PLATFORMS and any(jnp.dtype(x.dtype) == jnp.float64 for x in parts):
+        raise TypeError(f"state is float64 but the default backend {platform!r} is an Apple-GPU (Metal) "
+                        "plugin, which has no float64; cast the state to float32 or run on the CPU")  # fmt: skip

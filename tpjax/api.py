@@ -144,6 +144,7 @@ def _solve(step, z0, dt, params, steps: int, save_every: int | None, adjoint: st
 def _prepare(H, state, dt, steps, method, structure):
     comp = compile(H, state, method=method, structure=structure)
     parts = _parts(state, structure)
+    check.metal_dtype(parts)
     steps = check.steps(steps)
     dt = check.dt(dt, parts[0].dtype)
     return comp, parts, steps, dt
