@@ -1,0 +1,168 @@
+"""The fused Triton kernel generator: one force evaluation per step, sm_90 compilation on CPU, lowering.
+
+CPU tests compile the generated kernel for sm_90 (no GPU needed) and lower a jitted ``fused_integrate`` for
+CUDA; ``gpu`` tests compare it with the XLA path (``tpjax.integrate``).
+"""
+
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import tpjax
+from tpjax import _compat
+from tpjax.ir.node import Instr
+from tpjax.ir.ops import Op
+
+triton = pytest.importorskip("triton")
+from triton.backends.compiler import GPUTarget  # noqa: E402
+from triton.compiler import ASTSource  # noqa: E402
+
+from tpjax.codegen import triton as TG  # noqa: E402
+
+jax.config.update("jax_enable_x64", True)
+
+DTYPES = {"float32": jnp.float32, "float64": jnp.float64}
+TRITON_TYPES = {"float32": "fp32", "float64": "fp64"}
+
+
+def pendulum(q, p):
+    return p**2 / 2 - jnp.cos(q)
+
+
+def harmonic(q, p):
+    return 0.5 * p**2 + 0.5 * q**2
+
+
+SYSTEMS = {"pendulum": pendulum, "harmonic": harmonic}
+_PTX = {}
+
+
+@pytest.fixture(autouse=True)
+def _triton_cache_dir(tmp_path_factory, monkeypatch):
+    # importing jax_triton sets TRITON_CACHE_DIR="", which breaks triton.compile (see tpjax._compat).
+    monkeypatch.setenv("TRITON_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "triton-cache"))
+
+
+def comp_for(name, dtype="float32"):
+    z = jnp.zeros((), DTYPES[dtype])
+    return tpjax.compile(SYSTEMS[name], (z, z), method="leapfrog")
+
+
+def loop_body(src):
+    lines = src.split("for _ in range(n_steps):", 1)[1].split("# ---- end of time loop", 1)[0]
+    return [ln for ln in lines.splitlines() if ln.strip() and not ln.strip().startswith("#")]
+
+
+def compile_ptx(name, dtype, fast_math):
+    key = (name, dtype, fast_math)
+    if key not in _PTX:
+        kern = TG.kernel(comp_for(name, dtype))
+        ty = TRITON_TYPES[dtype]
+        constexprs = {"BLOCK": 128, "FAST_MATH": fast_math}
+        sig = {
+            a: f"*{ty}" if a.endswith("_ptr") else "constexpr" if a in constexprs else "i32"
+            for a in kern.arg_names
+        }
+        src = ASTSource(fn=kern, signature=sig, constexprs=constexprs)
+        opts = {"num_warps": 4}
+        _PTX[key] = triton.compile(src, target=GPUTarget("cuda", 90, 32), options=opts).asm["ptx"]
+    return _PTX[key]
+
+
+@pytest.mark.parametrize("name", sorted(SYSTEMS))
+def test_one_force_evaluation_per_step(name):
+    comp = comp_for(name)
+    src = TG.generate(comp)
+    body = loop_body(src)
+    backward = [i for i in comp.step.instrs if i.phase == "backward" and i.op is not Op.LOAD]
+    folded = sum(1 for ln in src.split("for _ in range(n_steps):", 1)[1].splitlines() if "-> constant" in ln)
+    emitted = [ln for ln in body if "[backward]" in ln and "LOAD" not in ln]
+    assert len(emitted) + folded == len(backward)  # every backward op of the step, once, in the loop
+    # the FSAL prologue sits before the loop; exactly one gradient (force) block per iteration
+    assert sum("STORE ptr_force" in ln for ln in body) == 1
+    assert sum("LOAD ptr_force" in ln for ln in body) == 1
+    if name == "pendulum":
+        assert sum("sin(" in ln for ln in body) == 1
+        assert src.count("sin(") - sum("sin(" in ln for ln in body) >= 1  # prologue
+    assert len(re.findall(r"symp_step\(", "\n".join(body))) == 3  # kick, drift, kick
+
+
+def test_generate_caches_and_reruns_identically():
+    comp = comp_for("pendulum")
+    assert TG.generate(comp) == TG.generate(comp)
+    assert TG.kernel(comp) is TG.kernel(comp)
+
+
+@pytest.mark.parametrize("dtype", sorted(DTYPES))
+@pytest.mark.parametrize("name", sorted(SYSTEMS))
+def test_compiles_for_sm90(name, dtype):
+    ptx = compile_ptx(name, dtype, False)
+    bits = 32 if dtype == "float32" else 64
+    assert re.search(rf"\bfma\.rn\.f{bits}\b", ptx)
+    assert "sin.approx" not in ptx
+    assert ptx.count("ld.global") >= 3 and ptx.count("st.global") == 2  # q, p, dt in; q, p out
+
+
+def test_fast_math_ptx():
+    ptx = compile_ptx("pendulum", "float32", True)
+    assert "sin.approx.f32" in ptx
+    precise = compile_ptx("pendulum", "float32", False)
+    assert "sin.approx.f32" not in precise
+
+
+def test_lowers_to_triton_kernel_call():
+    if not _compat.has_jax_triton():
+        pytest.skip("jax-triton not installed")
+    comp = comp_for("pendulum")
+    q = jnp.linspace(-1.0, 1.0, 1000, dtype=jnp.float32)
+    p = jnp.zeros_like(q)
+    fn = jax.jit(lambda q, p: TG.fused_integrate(comp, q, p, 0.01, 100))
+    text = _compat.lower_text_for_cuda(fn, q, p)
+    assert text.count("triton_kernel_call") == 1
+
+
+def test_opaque_raises_clear_error():
+    comp = comp_for("pendulum")
+    instrs = list(comp.step.instrs)
+    k = next(n for n, i in enumerate(instrs) if i.op is Op.ELEM and i.attr("func") == "sin")
+    instrs[k] = Instr(Op.OPAQUE, instrs[k].dst, instrs[k].args, (("key", 0), ("name", "erf#0")),
+                      dtype="f32", phase="backward")  # fmt: skip
+    bad = type(comp)(comp.step.with_instrs(instrs), comp.source, comp.prologue, comp.energy, comp.traced,
+                     comp.method, comp.structure)  # fmt: skip
+    assert not bad.step.fully_tpir
+    with pytest.raises(NotImplementedError, match=r"OPAQUE.*XLA path"):
+        TG.generate(bad)
+
+
+def test_non_scalar_state_raises():
+    z = jnp.zeros((3,), jnp.float32)
+    comp = tpjax.compile(lambda q, p: jnp.sum(p**2) / 2 - jnp.sum(jnp.cos(q)), (z, z), method="leapfrog")
+    with pytest.raises(NotImplementedError, match="scalar"):
+        TG.generate(comp)
+
+
+def test_flops_per_step():
+    f = TG.flops_per_step(comp_for("pendulum").step)
+    assert f["elem"] == 1 and f["flops"] > 0
+
+
+# ---- on a GPU: the fused kernel equals the XLA path ----------------------------------------------------
+@pytest.mark.gpu
+@pytest.mark.parametrize("n", [1, 7, 128, 1000, 4097])
+@pytest.mark.parametrize("dtype,rtol", [("float32", 1e-5), ("float64", 1e-12)])
+@pytest.mark.parametrize("name", sorted(SYSTEMS))
+def test_fused_matches_xla(name, dtype, rtol, n):
+    dt_ = DTYPES[dtype]
+    comp = comp_for(name, dtype)
+    rng = np.random.default_rng(n)
+    q = jnp.asarray(rng.uniform(-2.0, 2.0, n), dt_)
+    p = jnp.asarray(rng.uniform(-1.0, 1.0, n), dt_)
+    dt, steps = 0.01, 100
+    qf, pf = jax.jit(lambda q, p: TG.fused_integrate(comp, q, p, dt, steps))(q, p)
+    one = lambda a, b: tpjax.integrate(SYSTEMS[name], (a, b), dt=dt, steps=steps)
+    qx, px = jax.jit(jax.vmap(one))(q, p)
+    np.testing.assert_allclose(np.asarray(qf), np.asarray(qx), rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(np.asarray(pf), np.asarray(px), rtol=rtol, atol=rtol)
