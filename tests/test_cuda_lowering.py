@@ -24,8 +24,7 @@ def test_symp_step_triton_lowering_and_vmap():
     assert _count(txt) == 0
     # vmap folds the batch into the kernel's flat grid: still one launch
     S = jnp.ones((8, 1000), jnp.float32)
-    txt = _compat.lower_text_for_cuda(
-        jax.vmap(lambda s, f: P.symp_step(s, f, dt, 0.5, impl="triton")), S, S)
+    txt = _compat.lower_text_for_cuda(jax.vmap(lambda s, f: P.symp_step(s, f, dt, 0.5, impl="triton")), S, S)
     assert _count(txt) >= 1
 
 

@@ -17,7 +17,10 @@ PLATFORMS = ["METAL", "mps", "metal", "mtl"]
 def test_export_is_portable_stablehlo(platform, structure):
     with jax.enable_x64(False):
         if structure == "canonical":
-            H, s = (lambda q, p: jnp.sum(0.5 * p**2 - jnp.cos(q))), (jnp.ones(4, jnp.float32), jnp.zeros(4, jnp.float32))
+            H, s = (
+                (lambda q, p: jnp.sum(0.5 * p**2 - jnp.cos(q))),
+                (jnp.ones(4, jnp.float32), jnp.zeros(4, jnp.float32)),
+            )
         else:
             H, s = (lambda L: 0.5 * jnp.sum(L**2 / jnp.array([1.0, 2.0, 3.0]))), jnp.ones(3, jnp.float32)
         f = jax.jit(lambda s: tpjax.integrate(H, s, dt=0.01, steps=20, structure=structure,

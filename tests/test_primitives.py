@@ -43,7 +43,11 @@ CASES = {
 }
 for f in ("sin", "cos", "tan", "exp", "log", "sqrt", "rsqrt", "sq", "neg", "recip", "tanh", "abs",
           "log1p", "expm1", "logistic"):  # fmt: skip
-    CASES[f"elem_{f}"] = ((lambda f: lambda x: P.elem(f, x))(f), [(3,)], f in ("log", "sqrt", "rsqrt", "abs", "recip", "log1p"))
+    CASES[f"elem_{f}"] = (
+        (lambda f: lambda x: P.elem(f, x))(f),
+        [(3,)],
+        f in ("log", "sqrt", "rsqrt", "abs", "recip", "log1p"),
+    )
 CASES["elem_tan"] = (lambda x: P.elem("tan", x), [(3,)], False)  # inputs scaled below: away from pi/2
 CASES["elem_ipow"] = (lambda x: P.elem("ipow", x, n=3), [(3,)], False)
 for f in ("div", "pow", "max", "min", "atan2"):
@@ -105,7 +109,9 @@ def test_static_params_stay_static():
     jx = jax.make_jaxpr(lambda x, dt: P.symp_step(x, P.elem("ipow", x, n=3), dt, 0.5))(_r(3), 0.1)
     eqns = {e.primitive.name: e for e in jx.jaxpr.eqns}
     assert eqns["tp_elem"].params == {"func": "ipow", "n": 3} and len(eqns["tp_elem"].invars) == 1
-    assert eqns["tp_symp_step"].params == {"coef": 0.5, "impl": "xla"} and len(eqns["tp_symp_step"].invars) == 3
+    assert (
+        eqns["tp_symp_step"].params == {"coef": 0.5, "impl": "xla"} and len(eqns["tp_symp_step"].invars) == 3
+    )
     for e in jx.jaxpr.eqns:
         hash(tuple(sorted(e.params.items())))  # hashable
 

@@ -75,7 +75,9 @@ def build_source(H: Callable, tr: Traced, method: AbstractIntegrator) -> Program
     """The unoptimised program: forward phase, then each stage's backward, Poisson and integrate phases."""
     b = Builder()
     names = STATE_NAMES[tr.structure]
-    regs = [b.load("S", ptr, a, nm) for ptr, a, nm in zip(STATE_PTRS[tr.structure], tr.avals, names, strict=True)]
+    regs = [
+        b.load("S", ptr, a, nm) for ptr, a, nm in zip(STATE_PTRS[tr.structure], tr.avals, names, strict=True)
+    ]
     const_regs = [b.const(c, v.aval) for c, v in zip(tr.consts, tr.jaxpr.jaxpr.constvars, strict=True)]
     emit_forward(b, tr.jaxpr, tr.consts, regs)
     if isinstance(method, Splitting):
@@ -100,4 +102,6 @@ def compile_hamiltonian(H, parts, method: AbstractIntegrator, structure: str, *,
     source = build_source(H, tr, method)
     step = optimize(source, pipeline)
     pro = fsal_prologue(source) if any(n == "fsal" for n, _ in pipeline) else None
-    return Compiled(step, source, dce(pro) if pro is not None else None, energy_program(tr), tr, method, structure)
+    return Compiled(
+        step, source, dce(pro) if pro is not None else None, energy_program(tr), tr, method, structure
+    )

@@ -33,8 +33,17 @@ class Builder:
         if aval is not None:
             dtype, shape = dtype_name(aval.dtype), tuple(aval.shape)
         self.instrs.append(
-            Instr(op, dst, tuple(args), tuple(attrs), dtype or "f32", tuple(shape or ()),
-                  self.phase, self.stage, comment)  # fmt: skip
+            Instr(
+                op,
+                dst,
+                tuple(args),
+                tuple(attrs),
+                dtype or "f32",
+                tuple(shape or ()),
+                self.phase,
+                self.stage,
+                comment,
+            )  # fmt: skip
         )
         return dst[0] if len(dst) == 1 else dst
 
@@ -51,8 +60,17 @@ class Builder:
             self.const_regs[key] = reg
             self.instrs.insert(
                 self._load_end(),
-                Instr(Op.LOAD, (reg,), (f"ptr_c{k}",), (), dtype_name(aval.dtype), tuple(aval.shape),
-                      "forward", "", f"parameter {k} of H"),  # fmt: skip
+                Instr(
+                    Op.LOAD,
+                    (reg,),
+                    (f"ptr_c{k}",),
+                    (),
+                    dtype_name(aval.dtype),
+                    tuple(aval.shape),
+                    "forward",
+                    "",
+                    f"parameter {k} of H",
+                ),  # fmt: skip
             )
         return self.const_regs[key]
 

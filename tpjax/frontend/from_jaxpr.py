@@ -56,15 +56,19 @@ RULES = {
     ),
     # TP-IR primitives (they appear in the jaxprs of gradients of TP-IR programs)
     "tp_fma": lambda b, e, x, y, z: _fma(b, e, x, y, z),
-    "tp_elem": lambda b, e, *xs: _elem(b, e, e.params["func"], *xs,
-                                       **{k: v for k, v in e.params.items() if k != "func"}),  # fmt: skip
-    "tp_sum": lambda b, e, x: b.emit(Op.SUM, _out(b, e), (x,), (("axis", e.params["axes"]),),
-                                     aval=e.outvars[0].aval),  # fmt: skip
+    "tp_elem": lambda b, e, *xs: _elem(
+        b, e, e.params["func"], *xs, **{k: v for k, v in e.params.items() if k != "func"}
+    ),  # fmt: skip
+    "tp_sum": lambda b, e, x: b.emit(
+        Op.SUM, _out(b, e), (x,), (("axis", e.params["axes"]),), aval=e.outvars[0].aval
+    ),  # fmt: skip
     "tp_acc_grad": lambda b, e, x, y: b.emit(Op.ACC_GRAD, _out(b, e), (x, y), aval=e.outvars[0].aval),
-    "tp_grad_init": lambda b, e: b.emit(Op.GRAD_INIT, b.fresh("G"), (e.params["value"],),
-                                        aval=e.outvars[0].aval),  # fmt: skip
-    "tp_poisson_j": lambda b, e, *xs: b.emit(Op.POISSON_J, b.fresh("F"), xs, (("type", e.params["kind"]),),
-                                             aval=e.outvars[0].aval),  # fmt: skip
+    "tp_grad_init": lambda b, e: b.emit(
+        Op.GRAD_INIT, b.fresh("G"), (e.params["value"],), aval=e.outvars[0].aval
+    ),  # fmt: skip
+    "tp_poisson_j": lambda b, e, *xs: b.emit(
+        Op.POISSON_J, b.fresh("F"), xs, (("type", e.params["kind"]),), aval=e.outvars[0].aval
+    ),  # fmt: skip
     "tp_lie_cross": lambda b, e, x, y: b.emit(Op.LIE_CROSS, b.fresh("F"), (x, y), aval=e.outvars[0].aval),
 }
 for _name, _func in _UNARY.items():
@@ -77,7 +81,9 @@ def _broadcast(b, eqn, x):
     aval = eqn.outvars[0].aval
     if not isinstance(x, str) and b.phase == "backward":  # a filled adjoint: GRAD_INIT g, v
         return b.emit(Op.GRAD_INIT, b.fresh("G"), (x,), aval=aval)
-    return _elem(b, eqn, "broadcast", x, shape=tuple(aval.shape), bdims=tuple(eqn.params["broadcast_dimensions"]))
+    return _elem(
+        b, eqn, "broadcast", x, shape=tuple(aval.shape), bdims=tuple(eqn.params["broadcast_dimensions"])
+    )
 
 
 def _opaque(b: Builder, eqn, args):

@@ -15,4 +15,12 @@ METHODS: dict[str, AbstractIntegrator] = {
     "rigid_body4": RIGID_BODY4,
 }
 
-__all__ = ["METHODS", "AbstractIntegrator", "Drift", "ImplicitMidpoint", "Kick", "RigidBodySplitting", "Splitting"]
+__all__ = [
+    "METHODS",
+    "AbstractIntegrator",
+    "Drift",
+    "ImplicitMidpoint",
+    "Kick",
+    "RigidBodySplitting",
+    "Splitting",
+]

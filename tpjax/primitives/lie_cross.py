@@ -8,8 +8,8 @@ from jax import lax
 from jax.extend.core import Primitive
 from jax.interpreters import ad, mlir
 
-from ._cuda import register_cuda
 from ._common import broadcast_batcher, broadcast_shapes, result_dtype, shaped, unbroadcast
+from ._cuda import register_cuda
 
 # 1. primitive
 lie_cross_p = Primitive("tp_lie_cross")

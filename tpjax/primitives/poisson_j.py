@@ -13,8 +13,8 @@ from jax.extend.core import Primitive
 from jax.interpreters import ad, batching, mlir
 
 from ..ir.ops import POISSON_TYPES
-from ._cuda import register_cuda
 from ._common import broadcast_batcher, broadcast_shapes, is_undefined, result_dtype, shaped, zero_tangent
+from ._cuda import register_cuda
 
 # 1. primitive
 poisson_j_p = Primitive("tp_poisson_j")

@@ -13,8 +13,16 @@ from jax import lax
 from jax.extend.core import Primitive
 from jax.interpreters import ad, mlir
 
+from ._common import (
+    broadcast_batcher,
+    broadcast_shapes,
+    is_undefined,
+    scalar,
+    shaped,
+    unbroadcast,
+    zero_tangent,
+)
 from ._cuda import register_cuda
-from ._common import broadcast_batcher, broadcast_shapes, is_undefined, scalar, shaped, unbroadcast, zero_tangent
 
 # 1. primitive
 symp_step_p = Primitive("tp_symp_step")
