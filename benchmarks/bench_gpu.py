@@ -88,6 +88,24 @@ def diffrax_fn(H):
     return run
 
 
+def _xla_no_fsal(H):
+    """The XLA path with the force recomputed each step instead of carried (pipeline without fsal)."""
+    from tpjax import adjoint
+    from tpjax.api import _initial, _stepper
+    from tpjax.compiler import compile_hamiltonian
+    from tpjax.integrators import METHODS
+    from tpjax.passes import dce
+
+    z = jnp.zeros((), jnp.float32)
+    comp = compile_hamiltonian(H, (z, z), METHODS["leapfrog"], "canonical", pipeline=(("dce", dce),))
+    step, params = _stepper(comp)
+
+    def one(a, b):
+        return adjoint.solve(step, _initial(comp, (a, b), ()), jnp.float32(DT), params, steps=STEPS)[:2]
+
+    return jax.jit(jax.vmap(one))
+
+
 def bench(name, H):
     z = jnp.zeros((), jnp.float32)
     comp = tpjax.compile(H, (z, z), method="leapfrog")
@@ -98,8 +116,12 @@ def bench(name, H):
     rows["lax.scan + jax.grad, unroll=1"] = timeit(scan_leapfrog(H, 1), q, p)
     best = min((timeit(scan_leapfrog(H, u), q, p), u) for u in (10, 50))
     rows[f"lax.scan + jax.grad, best unroll ({best[1]})"] = best[0]
-    xla = jax.jit(lambda q, p: jax.vmap(lambda a, b: tpjax.integrate(H, (a, b), dt=DT, steps=STEPS))(q, p))
-    rows["tpjax.integrate (XLA path)"] = timeit(xla, q, p)
+    xla = jax.jit(lambda q, p: jax.vmap(lambda a, b: tpjax.integrate(H, (a, b), dt=DT, steps=STEPS,
+                                                                     backend="xla"))(q, p))  # fmt: skip
+    rows["tpjax.integrate, backend='xla'"] = timeit(xla, q, p)
+    rows["tpjax.integrate, backend='xla', no FSAL carry"] = timeit(_xla_no_fsal(H), q, p)
+    auto = jax.jit(lambda q, p: jax.vmap(lambda a, b: tpjax.integrate(H, (a, b), dt=DT, steps=STEPS))(q, p))
+    rows["tpjax.integrate, backend='auto' (vmap)"] = timeit(auto, q, p)
     fused = jax.jit(lambda q, p: TG.fused_integrate(comp, q, p, DT, STEPS))
     fast = jax.jit(lambda q, p: TG.fused_integrate(comp, q, p, DT, STEPS, fast_math=True))
     rows["tpjax fused Triton kernel"] = timeit(fused, q, p)

@@ -158,8 +158,45 @@ def _pack(parts, state, structure):
     return parts[0]
 
 
+BACKENDS = ("auto", "xla", "triton")
+
+
+def _fused_ok(comp: Compiled) -> str | None:
+    """None when the fused Triton kernel can run ``comp``, else the reason it cannot."""
+    from .integrators.base import Splitting
+
+    if comp.structure != "canonical" or not isinstance(comp.method, Splitting):
+        return "the fused kernel covers canonical splitting methods only"
+    try:
+        from .codegen import triton as tg
+
+        tg.generate(comp)
+    except (NotImplementedError, ImportError) as e:
+        return str(e)
+    return None
+
+
+def _use_triton(comp: Compiled, backend: str, fast_math: bool) -> bool:
+    from . import _compat
+
+    if backend not in BACKENDS:
+        raise ValueError(f"backend={backend!r} is not known; use one of {BACKENDS}")
+    if fast_math and backend == "xla":
+        raise ValueError("fast_math=True needs the Triton kernel; use backend='triton' or 'auto' on CUDA")
+    if backend == "xla":
+        return False
+    on_cuda = _compat.has_jax_triton() and jax.default_backend() == "gpu"
+    why = _fused_ok(comp) if on_cuda else "no CUDA GPU with jax-triton"
+    if backend == "triton" and why:
+        raise NotImplementedError(f"backend='triton' cannot run this program: {why}; use backend='xla'")
+    if fast_math and why:
+        raise ValueError(f"fast_math=True needs the fused Triton kernel, which cannot run here: {why}")
+    return why is None
+
+
 def integrate(H: Callable, state, *, dt, steps: int, method=None, structure: str = "canonical",
-              adjoint: str | None = None, reanchor: int | None = None):  # fmt: skip
+              adjoint: str | None = None, reanchor: int | None = None, backend: str = "auto",
+              fast_math: bool = False):  # fmt: skip
     """Integrate Hamilton's equations of ``H`` from ``state`` for ``steps`` steps of size ``dt``.
 
     Properties: symplectic (canonical splittings) or Lie-Poisson (so3); runs the TP-IR program as a
@@ -179,10 +216,19 @@ def integrate(H: Callable, state, *, dt, steps: int, method=None, structure: str
         otherwise; sqrt(steps) memory) or "direct" (stores every step).
       reanchor: with adjoint="reversible", also store every ``reanchor``-th state and restart the
         backward reconstruction there (bounds round-off growth in chaotic systems).
+      backend: "auto" (the fused multi-step Triton kernel on CUDA when the program is fully TP-IR with
+        one scalar system per array element -- e.g. under jax.vmap -- otherwise XLA), "triton" or "xla".
+        Derivatives always come from the XLA path (the kernel's primitive has a JVP rule that uses it).
+      fast_math: approximate sin/cos/exp in the Triton kernel (float32; opt-in, never the default).
 
     Returns: the final state, same pytree structure, shapes and dtypes as ``state``.
     """
     comp, parts, steps, dt = _prepare(H, state, dt, steps, method, structure)
+    if _use_triton(comp, backend, fast_math):
+        from .primitives.fused import fused_integrate
+
+        out = fused_integrate(comp, *parts, dt, comp.consts, steps=steps, fast_math=fast_math)
+        return _pack(tuple(out), state, structure)
     z0 = _initial(comp, parts, comp.consts)
     adjoint = adjoint or ("reversible" if comp.method.symmetric else "checkpointed")
     step, params = _stepper(comp)

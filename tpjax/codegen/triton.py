@@ -444,7 +444,7 @@ def kernel(comp):
 
 
 def fused_integrate(comp, q, p, dt, steps: int, *, fast_math: bool = False, block: int = BLOCK,
-                    num_warps: int = NUM_WARPS):  # fmt: skip
+                    num_warps: int = NUM_WARPS, consts=None):  # fmt: skip
     """Integrate an ensemble with one fused Triton kernel: ``steps`` steps of ``comp``'s method.
 
     Args:
@@ -453,6 +453,7 @@ def fused_integrate(comp, q, p, dt, steps: int, *, fast_math: bool = False, bloc
       dt: step size (python float or scalar array; a run-time operand).
       steps: number of steps (python int; a run-time kernel argument, not a recompile).
       fast_math: float32 only: approximate sin/cos/exp PTX instructions.
+      consts: values of H's parameters (default: those captured when ``comp`` was compiled).
     Returns: (q, p) after ``steps`` steps, shaped like the inputs. Needs a CUDA GPU to run (lowers anywhere
     jax-triton imports). No vmap/grad rule: use ``tpjax.integrate`` for those.
     """
@@ -479,7 +480,7 @@ def fused_integrate(comp, q, p, dt, steps: int, *, fast_math: bool = False, bloc
         return q, p
     qf, pf = q.reshape(n), p.reshape(n)
     dtv = jnp.asarray(dt, q.dtype).reshape(())
-    cs = [jnp.asarray(c, q.dtype).reshape(()) for c in comp.consts]
+    cs = [jnp.asarray(c, q.dtype).reshape(()) for c in (comp.consts if consts is None else consts)]
     outq, outp = _compat.triton_call(
         qf, pf, dtv, *cs, n, steps, kernel=kern, out_shape=(qf, pf),
         grid=lambda meta: ((n + meta["BLOCK"] - 1) // meta["BLOCK"],),
