@@ -194,3 +194,20 @@ def test_negative_dt_integrates_backward_and_seed_euler_would_drift():
     back = tpjax.integrate(H, s, dt=-0.01, steps=100)
     np.testing.assert_allclose(fwd[0], back[0], rtol=1e-12)  # q(t) is even for this start
     np.testing.assert_allclose(fwd[1], -back[1], rtol=1e-12)
+
+
+def test_without_fsal_gives_the_same_trajectory():
+    H, s0 = ZOO["pendulum"]
+    comp = tpjax.compile(H, s0())
+    nof = comp.without_fsal()
+    assert comp.carries_force and not nof.carries_force and nof.prologue is None
+    assert nof.step.count(tpjax.ir.Op.ELEM) > comp.step.count(tpjax.ir.Op.ELEM)  # one more sin(q) per step
+    from tpjax import adjoint
+    from tpjax.api import _initial, _stepper
+
+    outs = []
+    for c in (comp, nof):
+        step, params = _stepper(c)
+        outs.append(adjoint.solve(step, _initial(c, s0(), ()), jnp.float64(0.01), params, steps=50)[:2])
+    for a, b in zip(*outs, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-14, atol=1e-15)

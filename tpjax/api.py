@@ -143,6 +143,11 @@ def _solve(step, z0, dt, params, steps: int, save_every: int | None, adjoint: st
     )
 
 
+def _for_xla(comp: Compiled) -> Compiled:
+    """The program the XLA path runs: without the FSAL carry on GPUs (memory-bound there)."""
+    return comp.without_fsal() if jax.default_backend() == "gpu" and comp.carries_force else comp
+
+
 def _prepare(H, state, dt, steps, method, structure):
     comp = compile(H, state, method=method, structure=structure)
     parts = _parts(state, structure)
@@ -229,6 +234,7 @@ def integrate(H: Callable, state, *, dt, steps: int, method=None, structure: str
 
         out = fused_integrate(comp, *parts, dt, comp.consts, steps=steps, fast_math=fast_math)
         return _pack(tuple(out), state, structure)
+    comp = _for_xla(comp)
     z0 = _initial(comp, parts, comp.consts)
     adjoint = adjoint or ("reversible" if comp.method.symmetric else "checkpointed")
     step, params = _stepper(comp)
@@ -244,6 +250,7 @@ def trajectory(H: Callable, state, *, dt, steps: int, save_every: int = 1, metho
     steps (the initial state first) and the energy H at each saved state."""
     comp, parts, steps, dt = _prepare(H, state, dt, steps, method, structure)
     k = check.save_every(save_every, steps) if steps else 1
+    comp = _for_xla(comp)
     z0 = _initial(comp, parts, comp.consts)
     adjoint = adjoint or ("reversible" if comp.method.symmetric else "checkpointed")
     if steps:

@@ -41,6 +41,17 @@ class Compiled:
     def carries_force(self) -> bool:
         return any(i.op is Op.LOAD and i.args[0] == "ptr_force" for i in self.step.instrs)
 
+    def without_fsal(self) -> Compiled:
+        """The same program with the force recomputed in every step instead of carried.
+
+        Carrying the force saves one gradient evaluation per step, which pays where arithmetic is the
+        cost (CPU, the fused kernel's registers). In a memory-bound XLA loop on a GPU the carry is one
+        more array read and written per step: measured 37.5 ms with it vs 20.1 ms without on an H100
+        (benchmarks/README.md), so the XLA path on GPUs uses this variant.
+        """
+        pipeline = tuple((n, f) for n, f in PIPELINE if n != "fsal")
+        return dataclasses.replace(self, step=optimize(self.source, pipeline), prologue=None)
+
     def __str__(self) -> str:
         return to_text(self.step)
 

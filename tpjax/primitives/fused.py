@@ -33,8 +33,9 @@ def _abstract(q, p, dt, *consts, comp, steps, fast_math):
 # 4. impl: the reference path, one scalar system per element
 def _reference(q, p, dt, *consts, comp, steps, fast_math):
     from .. import adjoint
-    from ..api import _initial, _stepper
+    from ..api import _for_xla, _initial, _stepper
 
+    comp = _for_xla(comp)
     step, _ = _stepper(comp)
 
     def one(a, b):
