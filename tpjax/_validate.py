@@ -10,7 +10,7 @@ import numpy as np
 
 from .integrators import METHODS, AbstractIntegrator
 
-STRUCTURES = ("canonical", "so3", "se3")
+STRUCTURES = ("canonical", "so3", "se3")  # or a callable J(z) returning a skew matrix ("poisson")
 
 
 def method(m, structure: str) -> AbstractIntegrator:
@@ -32,9 +32,25 @@ def method(m, structure: str) -> AbstractIntegrator:
 
 
 def structure(s) -> str:
+    if callable(s):
+        return "poisson"
     if s not in STRUCTURES:
-        raise ValueError(f"structure={s!r} is not known; use one of {STRUCTURES}")
+        raise ValueError(f"structure={s!r} is not known; use one of {STRUCTURES} or a function J(z) -> (n, n) skew")
     return s
+
+
+def poisson_state(state):
+    z = _array(state, "z")
+    if z.ndim != 1:
+        raise ValueError(f"state z must be a vector (n,) for a generic Poisson structure J(z), got {z.shape}")
+    return z
+
+
+def skew(J, z) -> None:
+    """J(z) must be an (n, n) skew-symmetric matrix (checked at z when concrete)."""
+    from .structures.lie_poisson import check_skew
+
+    check_skew(J, z, name="structure J")
 
 
 def steps(n) -> int:

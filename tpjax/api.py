@@ -42,13 +42,16 @@ def _parts(state, structure: str) -> tuple:
         return check.canonical_state(state)
     if structure == "so3":
         return (check.so3_state(state),)
+    if structure == "poisson":
+        return (check.poisson_state(state),)
     return check.se3_state(state)
 
 
-DEFAULT_METHOD = {"canonical": "leapfrog", "so3": "implicit_midpoint", "se3": "implicit_midpoint"}
+DEFAULT_METHOD = {"canonical": "leapfrog", "so3": "implicit_midpoint", "se3": "implicit_midpoint",
+                  "poisson": "implicit_midpoint"}  # fmt: skip
 
 
-def compile(H: Callable, state, *, method=None, structure: str = "canonical") -> Compiled:  # noqa: A001
+def compile(H: Callable, state, *, method=None, structure="canonical") -> Compiled:  # noqa: A001
     """Compile ``H`` to TP-IR for ``state``'s shapes and dtypes; ``print()`` the result for the listing.
 
     Returns a :class:`Compiled` with the optimised ``step`` program, the seed-style ``source`` (forward,
@@ -56,10 +59,13 @@ def compile(H: Callable, state, *, method=None, structure: str = "canonical") ->
     """
     if not callable(H):
         raise TypeError(f"H must be a callable H(q, p) -> scalar, got {type(H).__name__}")
+    J = structure if callable(structure) else None
     structure = check.structure(structure)
     integ = check.method(DEFAULT_METHOD[structure] if method is None else method, structure)
     parts = _parts(state, structure)
-    comp = compile_hamiltonian(H, parts, integ, structure)
+    if J is not None:
+        check.skew(J, parts[0])
+    comp = compile_hamiltonian(H, parts, integ, structure, J=J)
     check.energy_aval(comp.traced)
     if structure == "canonical":
         check.separable(comp.traced, integ)
@@ -150,7 +156,7 @@ def _for_xla(comp: Compiled) -> Compiled:
 
 def _prepare(H, state, dt, steps, method, structure):
     comp = compile(H, state, method=method, structure=structure)
-    parts = _parts(state, structure)
+    parts = _parts(state, comp.structure)
     check.metal_dtype(parts)
     steps = check.steps(steps)
     dt = check.dt(dt, parts[0].dtype)
@@ -199,7 +205,7 @@ def _use_triton(comp: Compiled, backend: str, fast_math: bool) -> bool:
     return why is None
 
 
-def integrate(H: Callable, state, *, dt, steps: int, method=None, structure: str = "canonical",
+def integrate(H: Callable, state, *, dt, steps: int, method=None, structure="canonical",
               adjoint: str | None = None, reanchor: int | None = None, backend: str = "auto",
               fast_math: bool = False):  # fmt: skip
     """Integrate Hamilton's equations of ``H`` from ``state`` for ``steps`` steps of size ``dt``.
@@ -211,7 +217,9 @@ def integrate(H: Callable, state, *, dt, steps: int, method=None, structure: str
     Args:
       H: scalar energy, ``H(q, p)`` (canonical) or ``H(L)`` (so3); any JAX-traceable function.
       state: ``(q, p)`` arrays of equal shape and floating dtype (canonical), ``L`` of shape (3,) (so3),
-        or ``(L, Gamma)`` (se3, the heavy top).
+        ``(L, Gamma)`` (se3, the heavy top), or ``z`` of shape (n,) when ``structure`` is a function.
+      structure: "canonical", "so3", "se3", or a function ``J(z)`` returning an (n, n) skew-symmetric
+        matrix (a generic state-dependent Poisson structure; checked for skewness; implicit midpoint).
       dt: step size (scalar; an operand, so changing it never recompiles).
       steps: number of steps (a static non-negative int).
       method: a name from ``tpjax.METHODS`` or an integrator object (default: leapfrog for canonical,
@@ -244,7 +252,7 @@ def integrate(H: Callable, state, *, dt, steps: int, method=None, structure: str
 
 
 def trajectory(H: Callable, state, *, dt, steps: int, save_every: int = 1, method=None,
-               structure: str = "canonical", adjoint: str | None = None, reanchor: int | None = None,
+               structure="canonical", adjoint: str | None = None, reanchor: int | None = None,
                ) -> Solution:  # fmt: skip
     """Like :func:`integrate`, but returns a :class:`Solution` with the state saved every ``save_every``
     steps (the initial state first) and the energy H at each saved state."""

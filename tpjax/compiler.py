@@ -99,6 +99,7 @@ def build_source(H: Callable, tr: Traced, method: AbstractIntegrator) -> Program
     for ptr, r in zip(STATE_PTRS[tr.structure], regs, strict=True):
         ref = next(i for i in b.instrs if i.dst == (r,))
         b.emit(Op.STORE, ptr, (r,), dtype=ref.dtype, shape=ref.shape)
+    tr.consts = list(b.consts)  # H's constants, then those of a traced J(z)
     return b.program(_meta(H, method, tr.structure, tr))
 
 
@@ -108,8 +109,12 @@ def energy_program(tr: Traced) -> Program:
     return forward_program(tr.jaxpr, tr.structure, tr.consts)
 
 
-def compile_hamiltonian(H, parts, method: AbstractIntegrator, structure: str, *, pipeline=PIPELINE):
+def compile_hamiltonian(H, parts, method: AbstractIntegrator, structure: str, *, pipeline=PIPELINE, J=None):
     tr = trace(H, parts, structure)
+    if J is not None:
+        import jax
+
+        tr.J = jax.make_jaxpr(J)(*tr.avals)
     source = build_source(H, tr, method)
     step = optimize(source, pipeline)
     pro = fsal_prologue(source) if any(n == "fsal" for n, _ in pipeline) else None

@@ -20,8 +20,10 @@ from .builder import Builder
 from .from_jaxpr import lower_jaxpr
 
 #: the pointer names of each structure's state parts.
-STATE_PTRS = {"canonical": ("ptr_q", "ptr_p"), "so3": ("ptr_L",), "se3": ("ptr_L", "ptr_Gamma")}
-STATE_NAMES = {"canonical": ("q", "p"), "so3": ("L",), "se3": ("L", "Gamma")}
+STATE_PTRS = {
+    "canonical": ("ptr_q", "ptr_p"), "so3": ("ptr_L",), "se3": ("ptr_L", "ptr_Gamma"), "poisson": ("ptr_z",),
+}  # fmt: skip
+STATE_NAMES = {"canonical": ("q", "p"), "so3": ("L",), "se3": ("L", "Gamma"), "poisson": ("z",)}
 
 
 @dataclasses.dataclass
@@ -35,6 +37,7 @@ class Traced:
     forward: Callable[..., Any]  # (*parts, *consts) -> E, run through TP-IR primitives
     grads: tuple  # one ClosedJaxpr per part: (*parts, ct, *consts) -> dH/dpart
     energy_aval: Any
+    J: Any = None  # ClosedJaxpr of a generic Poisson tensor J(z) (structure "poisson")
 
     def depends(self, k: int, j: int) -> bool:
         """Does dH/d(part k) depend on part j?  (structural, from the jaxpr)"""

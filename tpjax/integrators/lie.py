@@ -26,6 +26,15 @@ def schedule_flow(b, tr, regs, const_regs) -> None:
 
     if tr.structure == "canonical":  # qdot = +dH/dp, pdot = -dH/dq
         flows = [_pj_canonical(b, grads[1], regs[0], "PASS"), _pj_canonical(b, grads[0], regs[1], "NEGATE")]
+    elif tr.structure == "poisson":  # zdot = J(z) dH/dz, J traced from the user's function
+        from ..frontend.from_jaxpr import lower_jaxpr
+
+        b.phase, b.stage = "forward", "flow: J(z)"
+        (J,) = lower_jaxpr(b, tr.J.jaxpr, tr.J.consts, regs)
+        b.phase, b.stage = "poisson", "flow"
+        ref = next(i for i in b.instrs if i.dst == (regs[0],))
+        flows = [b.emit(Op.POISSON_J, b.fresh("F"), (grads[0], J), (("type", "MATRIX"),), dtype=ref.dtype,
+                        shape=ref.shape, comment="zdot = J(z) dH/dz")]  # fmt: skip
     elif tr.structure == "so3":  # Ldot = L x dH/dL
         flows = [pj(grads[0], regs[0], "LIE")]
     else:  # se(3)* heavy top: Ldot = L x dH/dL + G x dH/dG, Gdot = G x dH/dL
@@ -60,7 +69,7 @@ class ImplicitMidpoint(AbstractIntegrator):
     name: str = "implicit_midpoint"
     order: int = 2
     symmetric: bool = True
-    structures: tuple[str, ...] = ("canonical", "so3", "se3")
+    structures: tuple[str, ...] = ("canonical", "so3", "se3", "poisson")
     solver: str = "newton"
     max_iter: int = 50
     tol: float | None = None
