@@ -56,10 +56,10 @@ def loop_body(src):
     return [ln for ln in lines.splitlines() if ln.strip() and not ln.strip().startswith("#")]
 
 
-def compile_ptx(name, dtype, fast_math):
-    key = (name, dtype, fast_math)
+def compile_ptx(name, dtype, fast_math, save=False):
+    key = (name, dtype, fast_math, save)
     if key not in _PTX:
-        kern = TG.kernel(comp_for(name, dtype))
+        kern = TG.kernel(comp_for(name, dtype), save=save)
         ty = TRITON_TYPES[dtype]
         constexprs = {"BLOCK": 128, "FAST_MATH": fast_math}
         sig = {
@@ -104,6 +104,33 @@ def test_compiles_for_sm90(name, dtype):
     assert re.search(rf"\bfma\.rn\.f{bits}\b", ptx)
     assert "sin.approx" not in ptx
     assert ptx.count("ld.global") >= 3 and ptx.count("st.global") == 2  # q, p, dt in; q, p out
+
+
+@pytest.mark.parametrize("dtype", sorted(DTYPES))
+@pytest.mark.parametrize("name", sorted(SYSTEMS))
+def test_saving_kernel_compiles_for_sm90(name, dtype):
+    ptx = compile_ptx(name, dtype, False, save=True)
+    bits = 32 if dtype == "float32" else 64
+    assert re.search(rf"\bfma\.rn\.f{bits}\b", ptx)
+    # q, p into the saved row (outer loop) and the final q, p; LLVM may version the outer loop for
+    # save_every <= 0 (a copy holding only the row stores), so 4 or 6 store instructions
+    assert ptx.count("st.global") in (4, 6)
+    src = TG.generate(comp_for(name, dtype), save=True)
+    assert "for _ in range(n_saves):" in src and "for _ in range(save_every):" in src
+    assert src.count("tl.store(") == 4 and "n_steps" not in src
+
+
+def test_saving_variant_leaves_the_plain_kernel_unchanged():
+    comp = comp_for("pendulum")
+    plain, saving = TG.generate(comp), TG.generate(comp, save=True)
+    assert plain == TG.generate(comp, save=False) and plain != saving
+    assert "save_q_ptr" not in plain and plain.count("tl.store(") == 2
+    # the step body is the same instructions, one level deeper
+    inner = saving.split("for _ in range(save_every):", 1)[1].split("# ---- end of time loop", 1)[0]
+    inner = [ln.strip() for ln in inner.splitlines() if ln.strip() and not ln.strip().startswith("#")]
+    assert inner == [ln.strip() for ln in loop_body(plain)]
+    # the FSAL prologue runs once, before the outer loop
+    assert saving.index("# ---- prologue") < saving.index("for _ in range(n_saves):")
 
 
 def test_fast_math_ptx():
@@ -191,10 +218,13 @@ def test_integrate_backend_triton_lowers_to_one_kernel_under_vmap_and_grad(monke
     g_ref = jax.grad(lambda a: jnp.sum(jax.vmap(
         lambda x, y: tpjax.integrate(H, (x, y), dt=0.01, steps=50, backend="xla"))(a, q)[0]))(q)  # fmt: skip
     assert jnp.allclose(g, g_ref, rtol=1e-5)
-    with pytest.raises(NotImplementedError, match="backend='triton' cannot run"):
-        tpjax.integrate(H, (jnp.float32(1.0), jnp.float32(0.0)), dt=0.01, steps=5, backend="triton")
+    if not _compat.cuda_available():  # on a GPU machine the kernel does run
+        with pytest.raises(NotImplementedError, match="backend='triton' cannot run"):
+            tpjax.integrate(H, (jnp.float32(1.0), jnp.float32(0.0)), dt=0.01, steps=5, backend="triton")
     with pytest.raises(ValueError, match="fast_math"):
-        tpjax.integrate(H, (jnp.float32(1.0), jnp.float32(0.0)), dt=0.01, steps=5, backend="xla", fast_math=True)
+        tpjax.integrate(
+            H, (jnp.float32(1.0), jnp.float32(0.0)), dt=0.01, steps=5, backend="xla", fast_math=True
+        )
 
 
 @pytest.mark.gpu

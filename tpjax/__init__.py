@@ -10,5 +10,6 @@ from .api import integrate as integrate
 from .api import trajectory as trajectory
 from .compiler import Compiled as Compiled
 from .integrators import METHODS as METHODS
+from .precision import Precision as Precision
 
 __version__ = "0.1.0"

@@ -51,7 +51,7 @@ DEFAULT_METHOD = {"canonical": "leapfrog", "so3": "implicit_midpoint", "se3": "i
                   "poisson": "implicit_midpoint"}  # fmt: skip
 
 
-def compile(H: Callable, state, *, method=None, structure="canonical") -> Compiled:  # noqa: A001
+def compile(H: Callable, state, *, method=None, structure="canonical", precision=None) -> Compiled:  # noqa: A001
     """Compile ``H`` to TP-IR for ``state``'s shapes and dtypes; ``print()`` the result for the listing.
 
     Returns a :class:`Compiled` with the optimised ``step`` program, the seed-style ``source`` (forward,
@@ -65,7 +65,16 @@ def compile(H: Callable, state, *, method=None, structure="canonical") -> Compil
     parts = _parts(state, structure)
     if J is not None:
         check.skew(J, parts[0])
-    comp = compile_hamiltonian(H, parts, integ, structure, J=J)
+    if precision is not None:
+        from .precision import Precision
+
+        if not isinstance(precision, Precision):
+            raise TypeError(f"precision must be a tpjax.Precision, got {type(precision).__name__}")
+        precision.check()
+        if jnp.dtype(parts[0].dtype).name != precision.step:
+            raise ValueError(f"precision.step={precision.step!r} but the state is {parts[0].dtype}; cast the "
+                             "state to the step dtype")  # fmt: skip
+    comp = compile_hamiltonian(H, parts, integ, structure, J=J, precision=precision)
     check.energy_aval(comp.traced)
     if structure == "canonical":
         check.separable(comp.traced, integ)
@@ -115,10 +124,9 @@ def _stepper(comp: Compiled):
 
     def step(params, z, dt):
         inputs = _inputs(comp, z[:n], params)
-        if comp.carries_force:
-            inputs["ptr_force"] = z[-1]
+        inputs |= dict(zip(comp.carried, z[n:], strict=True))
         out = reference.run(comp.step, inputs, dt)
-        return tuple(out[p] for p in ptrs) + ((out["ptr_force"],) if comp.carries_force else ())
+        return tuple(out[p] for p in ptrs + comp.carried)
 
     return step, params
 
@@ -135,9 +143,16 @@ def _check_converged(comp: Compiled, z, dt) -> None:
 
 
 def _initial(comp: Compiled, parts, consts) -> tuple:
+    """The loop state: the state parts, then each carried register (FSAL force, Kahan compensations)."""
+    by_ptr = dict(zip(STATE_PTRS[comp.structure], parts, strict=True))
     z = tuple(parts)
-    if comp.carries_force:
-        z = z + (reference.run(comp.prologue, _inputs(comp, parts, consts))["ptr_force"],)
+    for ptr in comp.carried:
+        if ptr == "ptr_force":
+            z = z + (reference.run(comp.prologue, _inputs(comp, parts, consts))["ptr_force"],)
+        elif ptr.endswith("_comp"):  # Kahan compensation of a state part starts at zero
+            z = z + (jnp.zeros_like(by_ptr[ptr[: -len("_comp")]]),)
+        else:
+            raise ValueError(f"TP-IR program carries {ptr!r}, which tpjax cannot initialise")
     return z
 
 
@@ -151,11 +166,11 @@ def _solve(step, z0, dt, params, steps: int, save_every: int | None, adjoint: st
 
 def _for_xla(comp: Compiled) -> Compiled:
     """The program the XLA path runs: without the FSAL carry on GPUs (memory-bound there)."""
-    return comp.without_fsal() if jax.default_backend() == "gpu" and comp.carries_force else comp
+    return comp.without_fsal() if jax.default_backend() == "gpu" and "ptr_force" in comp.carried else comp
 
 
-def _prepare(H, state, dt, steps, method, structure):
-    comp = compile(H, state, method=method, structure=structure)
+def _prepare(H, state, dt, steps, method, structure, precision=None):
+    comp = compile(H, state, method=method, structure=structure, precision=precision)
     parts = _parts(state, comp.structure)
     check.metal_dtype(parts)
     steps = check.steps(steps)
@@ -207,7 +222,7 @@ def _use_triton(comp: Compiled, backend: str, fast_math: bool) -> bool:
 
 def integrate(H: Callable, state, *, dt, steps: int, method=None, structure="canonical",
               adjoint: str | None = None, reanchor: int | None = None, backend: str = "auto",
-              fast_math: bool = False):  # fmt: skip
+              fast_math: bool = False, precision=None):  # fmt: skip
     """Integrate Hamilton's equations of ``H`` from ``state`` for ``steps`` steps of size ``dt``.
 
     Properties: symplectic (canonical splittings) or Lie-Poisson (so3); runs the TP-IR program as a
@@ -233,10 +248,14 @@ def integrate(H: Callable, state, *, dt, steps: int, method=None, structure="can
         one scalar system per array element -- e.g. under jax.vmap -- otherwise XLA), "triton" or "xla".
         Derivatives always come from the XLA path (the kernel's primitive has a JVP rule that uses it).
       fast_math: approximate sin/cos/exp in the Triton kernel (float32; opt-in, never the default).
+      precision: a ``tpjax.Precision`` policy, e.g. ``Precision(grad="float64", step="float32",
+        compensated=True)``: gradients in float64, state and steps in float32, optional Kahan updates.
 
     Returns: the final state, same pytree structure, shapes and dtypes as ``state``.
     """
-    comp, parts, steps, dt = _prepare(H, state, dt, steps, method, structure)
+    comp, parts, steps, dt = _prepare(H, state, dt, steps, method, structure, precision)
+    if precision is not None and backend == "auto":
+        backend = "xla"  # the fused kernel keeps one dtype
     if _use_triton(comp, backend, fast_math):
         from .primitives.fused import fused_integrate
 
@@ -253,10 +272,10 @@ def integrate(H: Callable, state, *, dt, steps: int, method=None, structure="can
 
 def trajectory(H: Callable, state, *, dt, steps: int, save_every: int = 1, method=None,
                structure="canonical", adjoint: str | None = None, reanchor: int | None = None,
-               ) -> Solution:  # fmt: skip
+               precision=None) -> Solution:  # fmt: skip
     """Like :func:`integrate`, but returns a :class:`Solution` with the state saved every ``save_every``
     steps (the initial state first) and the energy H at each saved state."""
-    comp, parts, steps, dt = _prepare(H, state, dt, steps, method, structure)
+    comp, parts, steps, dt = _prepare(H, state, dt, steps, method, structure, precision)
     k = check.save_every(save_every, steps) if steps else 1
     comp = _for_xla(comp)
     z0 = _initial(comp, parts, comp.consts)

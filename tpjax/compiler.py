@@ -32,14 +32,22 @@ class Compiled:
     traced: Traced
     method: AbstractIntegrator
     structure: str
+    pipeline: tuple = PIPELINE
 
     @property
     def consts(self) -> list:
         return self.traced.consts
 
     @property
+    def carried(self) -> tuple[str, ...]:
+        """Pointers the step both LOADs and STOREs besides the state: the FSAL force, Kahan compensations."""
+        state = set(STATE_PTRS[self.structure])
+        stored = {p for p, _ in self.step.outputs()}
+        return tuple(p for _, p in self.step.inputs() if p in stored and p not in state)
+
+    @property
     def carries_force(self) -> bool:
-        return any(i.op is Op.LOAD and i.args[0] == "ptr_force" for i in self.step.instrs)
+        return "ptr_force" in self.carried
 
     def without_fsal(self) -> Compiled:
         """The same program with the force recomputed in every step instead of carried.
@@ -49,8 +57,9 @@ class Compiled:
         more array read and written per step: measured 37.5 ms with it vs 20.1 ms without on an H100
         (benchmarks/README.md), so the XLA path on GPUs uses this variant.
         """
-        pipeline = tuple((n, f) for n, f in PIPELINE if n != "fsal")
-        return dataclasses.replace(self, step=optimize(self.source, pipeline), prologue=None)
+        pipeline = tuple((n, f) for n, f in self.pipeline if n != "fsal")
+        step = optimize(self.source, pipeline, report=False)
+        return dataclasses.replace(self, step=step, prologue=None, pipeline=pipeline)
 
     def __str__(self) -> str:
         return to_text(self.step)
@@ -109,15 +118,20 @@ def energy_program(tr: Traced) -> Program:
     return forward_program(tr.jaxpr, tr.structure, tr.consts)
 
 
-def compile_hamiltonian(H, parts, method: AbstractIntegrator, structure: str, *, pipeline=PIPELINE, J=None):
+def compile_hamiltonian(H, parts, method: AbstractIntegrator, structure: str, *, pipeline=PIPELINE, J=None,
+                        precision=None):  # fmt: skip
     tr = trace(H, parts, structure)
     if J is not None:
         import jax
 
         tr.J = jax.make_jaxpr(J)(*tr.avals)
     source = build_source(H, tr, method)
+    if precision is not None:
+        from .passes import precision as precision_pass
+
+        pipeline = tuple(pipeline) + (("precision", precision_pass(precision)),)
     step = optimize(source, pipeline)
     pro = fsal_prologue(source) if any(n == "fsal" for n, _ in pipeline) else None
-    return Compiled(
-        step, source, dce(pro) if pro is not None else None, energy_program(tr), tr, method, structure
-    )
+    if pro is not None:
+        pro = optimize(pro, tuple((n, f) for n, f in pipeline if n != "fsal"), report=False)
+    return Compiled(step, source, pro, energy_program(tr), tr, method, structure, tuple(pipeline))

@@ -16,6 +16,21 @@ Kernel signature (jax-triton passes inputs, then scalars, then outputs; constexp
 is a run-time int, so neither a new dt nor a new step count recompiles. ``FAST_MATH`` (float32 only)
 replaces sin/cos/exp with ``sin.approx.f32`` / ``cos.approx.f32`` / ``ex2.approx.f32``.
 
+Saving variant (``generate(comp, save=True)``; a separate kernel text, so the plain kernel has no extra
+operands or stores)::
+
+    fused_step_kernel(q_ptr, p_ptr, dt_ptr, [c0_ptr, ...], N, n_saves, save_every, out_q_ptr, out_p_ptr,
+                      save_q_ptr, save_p_ptr, BLOCK: tl.constexpr, FAST_MATH: tl.constexpr)
+
+runs ``for _ in range(n_saves): for _ in range(save_every): <step>`` and after each outer iteration stores
+q, p into row k of the (n_saves, N) arrays ``save_q``/``save_p`` (row k = the state after
+(k + 1) * save_every steps); the final q, p are also stored to ``out_q``/``out_p``. q, p and the FSAL force
+stay in registers across saves. ``n_saves`` and ``save_every`` are run-time ints rather than constexprs,
+like ``n_steps``: a new saving cadence or run length is not a new PTX compile (jax-triton's usual integer
+specialisations aside, e.g. an int equal to 1 becomes a constexpr), while a constexpr would at most let the
+compiler unroll an inner loop whose body is already a full step. Row k is addressed as ``offs + k * N`` in
+int64 (an offset carried in registers and advanced by N per save), so n_saves * N may exceed 2**31.
+
 Instruction rules: FMA -> ``a*b + c`` (``+ 0.0`` and ``* 1.0`` dropped; Triton contracts to one fma);
 ELEM -> ``libdevice``/``tl`` functions; SUM over a scalar, broadcast/reshape of scalars -> identity;
 GRAD_INIT -> a constant; ACC_GRAD -> add; POISSON_J PASS/NEGATE -> ``kernels.poisson_j`` device functions;
@@ -311,8 +326,11 @@ def _check_tpir(prog: Program) -> None:
             raise NotImplementedError(_OPAQUE_MSG.format(op=f"OPAQUE {i.attr('key', '')}".strip()))
 
 
-def generate_program(step: Program, prologue: Program | None = None, consts: int = 0) -> str:
-    """Kernel source for the step program ``step`` (and FSAL ``prologue``; derived when None)."""
+def generate_program(
+    step: Program, prologue: Program | None = None, consts: int = 0, save: bool = False
+) -> str:
+    """Kernel source for the step program ``step`` (and FSAL ``prologue``; derived when None); with
+    ``save``, the saving variant (see the module docstring)."""
     _check_tpir(step)
     if prologue is not None:
         _check_tpir(prologue)
@@ -335,10 +353,16 @@ def generate_program(step: Program, prologue: Program | None = None, consts: int
     meta = dict(step.meta)
     title = " ".join(f"{k}={v}" for k, v in meta.items()) + f" dtype={dtype}"
 
-    body = [
-        f"def {KERNEL_NAME}(q_ptr, p_ptr, dt_ptr, {cargs}N, n_steps, out_q_ptr, out_p_ptr,",
-        "                      BLOCK: tl.constexpr, FAST_MATH: tl.constexpr):",
-    ]
+    if save:
+        body = [
+            f"def {KERNEL_NAME}(q_ptr, p_ptr, dt_ptr, {cargs}N, n_saves, save_every, out_q_ptr, out_p_ptr,",
+            "                      save_q_ptr, save_p_ptr, BLOCK: tl.constexpr, FAST_MATH: tl.constexpr):",
+        ]
+    else:
+        body = [
+            f"def {KERNEL_NAME}(q_ptr, p_ptr, dt_ptr, {cargs}N, n_steps, out_q_ptr, out_p_ptr,",
+            "                      BLOCK: tl.constexpr, FAST_MATH: tl.constexpr):",
+        ]
     ind = "    "
     pre = [
         "offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)",
@@ -375,9 +399,23 @@ def generate_program(step: Program, prologue: Program | None = None, consts: int
         body.append(ind + "# ---- prologue: initial force (computed once) ----")
         body += [ind + ln for ln in block(prologue, "i_", False)]
     body.append(ind + "# ---- time loop: one step per iteration, state and force in registers ----")
-    body.append(ind + "for _ in range(n_steps):")
-    body += [ind * 2 + ln for ln in block(step, "", True)]
-    body.append(ind + "# ---- end of time loop ----")
+    if save:
+        body += [
+            ind + "srow = offs  # int64 offset of this program's systems in the current saved row",
+            ind + "for _ in range(n_saves):",
+            ind * 2 + "for _ in range(save_every):",
+        ]
+        body += [ind * 3 + ln for ln in block(step, "", True)]
+        body += [
+            ind * 2 + "# ---- end of time loop ----",
+            ind * 2 + "tl.store(save_q_ptr + srow, q, mask=mask)",
+            ind * 2 + "tl.store(save_p_ptr + srow, p, mask=mask)",
+            ind * 2 + "srow += N",
+        ]
+    else:
+        body.append(ind + "for _ in range(n_steps):")
+        body += [ind * 2 + ln for ln in block(step, "", True)]
+        body.append(ind + "# ---- end of time loop ----")
     if not {"ptr_q", "ptr_p"} <= set(stores):
         raise NotImplementedError("tpjax Triton codegen: the step must store ptr_q and ptr_p")
     body += [
@@ -387,8 +425,9 @@ def generate_program(step: Program, prologue: Program | None = None, consts: int
     return _HEADER.format(title=title) + "\n@triton.jit\n" + "\n".join(body) + "\n"
 
 
-def generate(comp) -> str:
-    """Python source of the fused ``@triton.jit`` kernel for ``comp`` (a ``tpjax.compile`` result).
+def generate(comp, save: bool = False) -> str:
+    """Python source of the fused ``@triton.jit`` kernel for ``comp`` (a ``tpjax.compile`` result); with
+    ``save``, the variant that also stores the state every ``save_every`` steps.
 
     Raises NotImplementedError when the step program is not fully TP-IR (an OPAQUE op: the XLA path is
     used), when the per-system state is not scalar, or for non-canonical structures.
@@ -402,7 +441,7 @@ def generate(comp) -> str:
             raise NotImplementedError(
                 f"tpjax Triton codegen: parameter c{k} of H has shape {np.shape(c)}; scalar parameters only"
             )
-    return generate_program(comp.step, comp.prologue, len(comp.consts))
+    return generate_program(comp.step, comp.prologue, len(comp.consts), save=save)
 
 
 # ---- loading generated source ---------------------------------------------------------------------------
@@ -438,13 +477,13 @@ def load_kernel(source: str):
     return getattr(mod, KERNEL_NAME)
 
 
-def kernel(comp):
+def kernel(comp, save: bool = False):
     """The ``triton.JITFunction`` for ``comp`` (generated and imported once per program text)."""
-    return load_kernel(generate(comp))
+    return load_kernel(generate(comp, save=save))
 
 
 def fused_integrate(comp, q, p, dt, steps: int, *, fast_math: bool = False, block: int = BLOCK,
-                    num_warps: int = NUM_WARPS, consts=None):  # fmt: skip
+                    num_warps: int = NUM_WARPS, consts=None, save_every: int | None = None):  # fmt: skip
     """Integrate an ensemble with one fused Triton kernel: ``steps`` steps of ``comp``'s method.
 
     Args:
@@ -454,14 +493,20 @@ def fused_integrate(comp, q, p, dt, steps: int, *, fast_math: bool = False, bloc
       steps: number of steps (python int; a run-time kernel argument, not a recompile).
       fast_math: float32 only: approximate sin/cos/exp PTX instructions.
       consts: values of H's parameters (default: those captured when ``comp`` was compiled).
-    Returns: (q, p) after ``steps`` steps, shaped like the inputs. Needs a CUDA GPU to run (lowers anywhere
-    jax-triton imports). No vmap/grad rule: use ``tpjax.integrate`` for those.
+      save_every: None, or a positive int dividing ``steps``: also return the state after every
+        ``save_every`` steps (run-time kernel arguments; the saving kernel is one more compile per comp).
+    Returns: (q, p) after ``steps`` steps, shaped like the inputs; with ``save_every``,
+    (q, p, Q, P) where Q, P have shape (steps // save_every, *q.shape) and row k is the state after
+    (k + 1) * save_every steps (so Q[-1] == q). Needs a CUDA GPU to run (lowers anywhere jax-triton
+    imports). No vmap/grad rule: use ``tpjax.primitives.fused.fused_integrate`` for those.
     """
+    import jax
     import jax.numpy as jnp
 
     from .. import _compat
 
-    src = generate(comp)
+    save = save_every is not None
+    src = generate(comp, save=save)
     kern = load_kernel(src)
     want = {"f32": "float32", "f64": "float64"}[comp.step.instrs[0].dtype]
     q, p = jnp.asarray(q), jnp.asarray(p)
@@ -476,17 +521,39 @@ def fused_integrate(comp, q, p, dt, steps: int, *, fast_math: bool = False, bloc
     steps = int(steps)
     if steps < 0:
         raise ValueError(f"fused_integrate: steps must be >= 0, got {steps}")
+    n_saves = 0
+    if save:
+        save_every = _check_save_every(save_every, steps)
+        n_saves = steps // save_every
     if n == 0 or steps == 0:
-        return q, p
+        if not save:
+            return q, p
+        final = [jnp.broadcast_to(x[None], (n_saves, *shape)) for x in (q, p)]  # empty when steps == 0
+        return q, p, *final
     qf, pf = q.reshape(n), p.reshape(n)
     dtv = jnp.asarray(dt, q.dtype).reshape(())
     cs = [jnp.asarray(c, q.dtype).reshape(()) for c in (comp.consts if consts is None else consts)]
-    outq, outp = _compat.triton_call(
-        qf, pf, dtv, *cs, n, steps, kernel=kern, out_shape=(qf, pf),
-        grid=lambda meta: ((n + meta["BLOCK"] - 1) // meta["BLOCK"],),
+    grid = lambda meta: ((n + meta["BLOCK"] - 1) // meta["BLOCK"],)
+    if not save:
+        outq, outp = _compat.triton_call(
+            qf, pf, dtv, *cs, n, steps, kernel=kern, out_shape=(qf, pf), grid=grid,
+            num_warps=num_warps, BLOCK=block, FAST_MATH=bool(fast_math),
+        )  # fmt: skip
+        return outq.reshape(shape), outp.reshape(shape)
+    rows = jax.ShapeDtypeStruct((n_saves, n), qf.dtype)
+    outq, outp, sq, sp = _compat.triton_call(
+        qf, pf, dtv, *cs, n, n_saves, save_every, kernel=kern, out_shape=(qf, pf, rows, rows), grid=grid,
         num_warps=num_warps, BLOCK=block, FAST_MATH=bool(fast_math),
     )  # fmt: skip
-    return outq.reshape(shape), outp.reshape(shape)
+    return outq.reshape(shape), outp.reshape(shape), sq.reshape(n_saves, *shape), sp.reshape(n_saves, *shape)
+
+
+def _check_save_every(save_every, steps: int) -> int:
+    if isinstance(save_every, bool) or not isinstance(save_every, int | np.integer) or save_every < 1:
+        raise ValueError(f"fused_integrate: save_every must be a positive int, got {save_every!r}")
+    if steps % int(save_every):
+        raise ValueError(f"fused_integrate: save_every={save_every} must divide steps={steps}")
+    return int(save_every)
 
 
 def flops_per_step(step: Program) -> dict[str, int]:

@@ -39,6 +39,15 @@ class Instr:
     def with_(self, **changes: Any) -> Instr:
         return dataclasses.replace(self, **changes)
 
+    def type_of(self, reg: str) -> tuple[str, tuple[int, ...]]:
+        """(dtype, shape) of result ``reg`` (OPAQUE ops with several results list theirs in ``types``)."""
+        types = self.attr("types")
+        if types and reg in self.dst:
+            t = types[self.dst.index(reg)]
+            dtype, dims = t.split("[", 1)
+            return dtype, tuple(int(x) for x in dims.rstrip("]").split(",") if x)
+        return self.dtype, self.shape
+
     @property
     def regs_read(self) -> tuple[str, ...]:
         regs = tuple(a for a in self.args if isinstance(a, str) and a != "dt")

@@ -55,10 +55,10 @@ def fsal(prog: Program) -> Program:
     drop = set(map(id, first))
     n_loads = sum(1 for i in prog.instrs if i.op is Op.LOAD)
     ref = next(i for i in first if g0 in i.dst)
-    load = Instr(Op.LOAD, (g0,), (FORCE,), (), ref.dtype, ref.shape, "backward", st[0],
+    load = Instr(Op.LOAD, (g0,), (FORCE,), (), *ref.type_of(g0), "backward", st[0],
                  "force carried from the last kick (FSAL)")  # fmt: skip
     last_ref = next(i for i in prog.instrs if g_last in i.dst)
-    store = Instr(Op.STORE, (FORCE,), (g_last,), (), last_ref.dtype, last_ref.shape, "integrate", "",
+    store = Instr(Op.STORE, (FORCE,), (g_last,), (), *last_ref.type_of(g_last), "integrate", "",
                   "force for the next step's first kick")  # fmt: skip
     body = [i for i in prog.instrs if id(i) not in drop]
     body = body[:n_loads] + [load] + body[n_loads:] + [store]
@@ -73,5 +73,5 @@ def prologue(prog: Program) -> Program | None:
     first, g0 = _block(prog, st[0])
     ref = next(i for i in first if g0 in i.dst)
     loads = [i for i in prog.instrs if i.op is Op.LOAD]
-    store = Instr(Op.STORE, (FORCE,), (g0,), (), ref.dtype, ref.shape, "integrate", "", "initial force")
+    store = Instr(Op.STORE, (FORCE,), (g0,), (), *ref.type_of(g0), "integrate", "", "initial force")
     return Program(tuple(loads + first + [store]), prog.meta + (("program", "fsal_prologue"),), prog.opaque)

@@ -1,10 +1,17 @@
 """FUSED_INTEGRATE: a whole ensemble run, ``steps`` steps of a compiled method, as one primitive.
 
 On CUDA it lowers to the fused multi-step Triton kernel generated from the TP-IR program
-(codegen/triton.py: state and FSAL force in registers, only the final state written); elsewhere, and for
-every derivative, to the reference path (the TP-IR primitives in a lax.scan with the reversible adjoint).
-The primitive owns what triton_call lacks: batching (vmap axes fold into the kernel's flat grid) and
-differentiation (JVP of the reference path; reverse mode transposes that).
+(codegen/triton.py: state and FSAL force in registers, only the final state -- and, with ``save_every``,
+the saved states -- written); elsewhere, and for every derivative, to the reference path (the TP-IR
+primitives in a lax.scan with the reversible adjoint). The primitive owns what triton_call lacks: batching
+(vmap axes fold into the kernel's flat grid) and differentiation (JVP of the reference path; reverse mode
+transposes that).
+
+Operands: ``q, p, dt, *consts``. Static params: ``comp``, ``steps``, ``fast_math``, ``save_every``
+(None or a positive int dividing ``steps``). Results: ``[q_final, p_final]`` shaped like q, or with
+``save_every`` ``[q_final, p_final, Q, P]`` where Q, P have shape ``(steps // save_every, *q.shape)`` and
+``Q[k]`` is q after ``(k + 1) * save_every`` steps (the initial state is not included; ``Q[-1] ==
+q_final``). Under ``jax.vmap`` the saved outputs keep the save axis first: their batch axis is 1.
 """
 
 from __future__ import annotations
@@ -20,18 +27,37 @@ fused_integrate_p.multiple_results = True
 
 
 # 2. public wrapper
-def fused_integrate(comp, q, p, dt, consts=(), *, steps: int, fast_math: bool = False):
-    """Final (q, p) of every system of the ensemble (q, p: any shape, one scalar system per element)."""
-    return fused_integrate_p.bind(q, p, dt, *consts, comp=comp, steps=int(steps), fast_math=bool(fast_math))
+def fused_integrate(comp, q, p, dt, consts=(), *, steps: int, fast_math: bool = False,
+                    save_every: int | None = None):  # fmt: skip
+    """Final (q, p) of every system of the ensemble (q, p: any shape, one scalar system per element); with
+    ``save_every``, (q, p, Q, P): also the states after every ``save_every`` steps, Q, P of shape
+    (steps // save_every, *q.shape)."""
+    steps = int(steps)
+    if steps < 0:
+        raise ValueError(f"fused_integrate: steps must be >= 0, got {steps}")
+    if save_every is not None:
+        from .. import _validate
+
+        save_every = _validate.save_every(save_every, steps)  # a positive int dividing steps
+    return fused_integrate_p.bind(q, p, dt, *consts, comp=comp, steps=steps, fast_math=bool(fast_math),
+                                  save_every=save_every)  # fmt: skip
+
+
+def _n_saves(steps, save_every):
+    return steps // save_every
 
 
 # 3. abstract eval
-def _abstract(q, p, dt, *consts, comp, steps, fast_math):
-    return [jax.core.ShapedArray(q.shape, q.dtype), jax.core.ShapedArray(p.shape, p.dtype)]
+def _abstract(q, p, dt, *consts, comp, steps, fast_math, save_every):
+    out = [jax.core.ShapedArray(q.shape, q.dtype), jax.core.ShapedArray(p.shape, p.dtype)]
+    if save_every is not None:
+        k = _n_saves(steps, save_every)
+        out += [jax.core.ShapedArray((k, *q.shape), q.dtype), jax.core.ShapedArray((k, *p.shape), p.dtype)]
+    return out
 
 
 # 4. impl: the reference path, one scalar system per element
-def _reference(q, p, dt, *consts, comp, steps, fast_math):
+def _reference(q, p, dt, *consts, comp, steps, fast_math, save_every):
     from .. import adjoint
     from ..api import _for_xla, _initial, _stepper
 
@@ -40,11 +66,20 @@ def _reference(q, p, dt, *consts, comp, steps, fast_math):
 
     def one(a, b):
         z0 = _initial(comp, (a, b), consts)
-        z = adjoint.solve(step, z0, dt, tuple(consts), steps=steps, adjoint="reversible")
-        return z[0], z[1]
+        if save_every is None:
+            z = adjoint.solve(step, z0, dt, tuple(consts), steps=steps, adjoint="reversible")
+            return z[0], z[1]
+        z, saved = adjoint.solve(step, z0, dt, tuple(consts), steps=steps, save_every=save_every,
+                                 adjoint="reversible")  # fmt: skip
+        return z[0], z[1], saved[0], saved[1]
 
-    qf, pf = jax.vmap(one)(q.reshape(-1), p.reshape(-1))
-    return [qf.reshape(q.shape), pf.reshape(p.shape)]
+    if save_every is None:
+        qf, pf = jax.vmap(one)(q.reshape(-1), p.reshape(-1))
+        return [qf.reshape(q.shape), pf.reshape(p.shape)]
+    k = _n_saves(steps, save_every)
+    # saved per system: (k,); the flat ensemble axis goes second -> (k, N) -> (k, *q.shape)
+    qf, pf, sq, sp = jax.vmap(one, out_axes=(0, 0, 1, 1))(q.reshape(-1), p.reshape(-1))
+    return [qf.reshape(q.shape), pf.reshape(p.shape), sq.reshape(k, *q.shape), sp.reshape(k, *p.shape)]
 
 
 # 5. JVP: the reference path's (its reverse mode is the reversible adjoint); no transpose (not linear).
@@ -56,23 +91,27 @@ def _jvp(primals, tangents, **params):
 
 
 # 6. batching: batched (q, p) fold into the flat ensemble; a batched dt or parameter takes the reference.
+# The batch axis goes first in q, p; the saved outputs (save axis first) then carry it at axis 1.
 def _batch(args, dims, **params):
     q, p, dt, *consts = args
     dq, dp, ddt, *dcs = dims
+    saving = params["save_every"] is not None
     if ddt is not None or any(d is not None for d in dcs):
         f = jax.vmap(lambda *xs: tuple(_reference(*xs, **params)), in_axes=tuple(dims))
-        return list(f(*args)), [0, 0]
+        out = list(f(*args))
+        return out, [0] * len(out)
     size = q.shape[dq] if dq is not None else p.shape[dp]
     q = jnp.moveaxis(q, dq, 0) if dq is not None else jnp.broadcast_to(q, (size, *q.shape))
     p = jnp.moveaxis(p, dp, 0) if dp is not None else jnp.broadcast_to(p, (size, *p.shape))
-    return fused_integrate_p.bind(q, p, dt, *consts, **params), [0, 0]
+    return fused_integrate_p.bind(q, p, dt, *consts, **params), [0, 0, 1, 1] if saving else [0, 0]
 
 
 # 7. lowerings: the reference through XLA everywhere; the generated Triton kernel on CUDA.
-def _cuda(q, p, dt, *consts, comp, steps, fast_math):
+def _cuda(q, p, dt, *consts, comp, steps, fast_math, save_every):
     from ..codegen import triton as tg
 
-    return list(tg.fused_integrate(comp, q, p, dt, steps, fast_math=fast_math, consts=consts))
+    out = tg.fused_integrate(comp, q, p, dt, steps, fast_math=fast_math, consts=consts, save_every=save_every)
+    return list(out)
 
 
 # 8. registration

@@ -1,0 +1,475 @@
+"""The optimisation passes: golden IR text per pass, verify() after each, semantics on the zoo, costs."""
+
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+jax.config.update("jax_enable_x64", True)
+
+from tests.hamiltonians import ZOO  # noqa: E402
+from tpjax import passes  # noqa: E402
+from tpjax.codegen import reference  # noqa: E402
+from tpjax.compiler import compile_hamiltonian  # noqa: E402
+from tpjax.integrators import METHODS  # noqa: E402
+from tpjax.ir import Instr, Op, Program, parse, to_text, verify  # noqa: E402
+from tpjax.passes import PIPELINE, canonical, cse, dce, fsal, fuse_fma, lie_cross, simplify  # noqa: E402
+from tpjax.passes.lie_cross import arithmetic_count  # noqa: E402
+from tpjax.passes.rewrite import np_dtype  # noqa: E402
+
+BASELINE = (("fsal", fsal), ("dce", dce))
+
+
+def _text(s: str) -> str:
+    return textwrap.dedent(s).strip("\n")
+
+
+def _inputs(prog: Program, seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    return {i.args[0]: jnp.asarray(rng.uniform(0.5, 1.5, i.shape), np_dtype(i.dtype))
+            for i in prog.instrs if i.op is Op.LOAD}  # fmt: skip
+
+
+def check_pass(fn, before: str, after: str) -> None:
+    """``fn`` maps ``before`` to ``after`` (golden text), verifies, and computes the same STOREs."""
+    prog = verify(parse(_text(before)))
+    out = verify(fn(prog))
+    assert to_text(out) == _text(after)
+    assert parse(to_text(out)) == out
+    inputs = _inputs(prog)
+    want, got = reference.run(prog, inputs, 0.1), reference.run(out, inputs, 0.1)
+    for ptr in want:
+        np.testing.assert_allclose(got[ptr], want[ptr], rtol=1e-14, atol=1e-14)
+
+
+def test_simplify_golden():
+    check_pass(simplify, """
+        ; Phase 1: forward
+        01 LOAD S0, ptr_q : f64[]
+        02 LOAD S1, ptr_p : f64[]
+        ; Phase 2: backward
+        03 GRAD_INIT G0, 1.0 : f64[]
+        04 FMA G1, 0.5, G0, 0.0 : f64[]
+        05 FMA T0, S0, 1.0, 0.0 : f64[]
+        06 FMA T1, T0, G1, 0.0 : f64[]
+        07 FMA T2, S1, 0.0, T1 : f64[]
+        08 GRAD_INIT G2, 0.0 : f64[]
+        09 ACC_GRAD G3, T2, G2 : f64[]
+        10 ELEM T3, neg, S1 : f64[]
+        11 FMA T4, T3, -1.0, 0.0 : f64[]
+        12 ELEM T5, div, 1.0, T4 : f64[]
+        13 FMA T6, T5, -1.0, 0.0 : f64[]
+        14 ACC_GRAD G4, G3, T6 : f64[]
+        15 ELEM T7, recip, 4.0 : f64[]
+        16 ELEM G5, broadcast, G0, shape=(3,), bdims=() : f64[3]
+        17 FMA G6, G5, T7, G4 : f64[3]
+        ; Phase 4: integrate
+        18 STORE ptr_q, G6 : f64[3]
+    """, """
+        ; Phase 1: forward
+        01 LOAD      S0, ptr_q                          : f64[]
+        02 LOAD      S1, ptr_p                          : f64[]
+        ; Phase 2: backward
+        03 GRAD_INIT G0, 1.0                            : f64[]
+        04 GRAD_INIT G1, 0.5                            : f64[]
+        05 FMA       T1, S0, 0.5, 0.0                   : f64[]
+        06 GRAD_INIT G2, 0.0                            : f64[]
+        07 ELEM      T3, neg, S1                        : f64[]
+        08 ELEM      T5, recip, S1                      : f64[]
+        09 ELEM      T6, neg, T5                        : f64[]
+        10 ACC_GRAD  G4, T1, T6                         : f64[]
+        11 GRAD_INIT T7, 0.25                           : f64[]
+        12 GRAD_INIT G5, 1.0                            : f64[3]
+        13 FMA       G6, G5, 0.25, G4                   : f64[3]
+        ; Phase 4: integrate
+        14 STORE     ptr_q, G6                          : f64[3]
+    """)  # fmt: skip
+
+
+def test_simplify_respects_in_place_updates():
+    # T0 = copy of the *old* S0; the SYMP_STEP redefines S0 before T0 is read: no copy propagation.
+    text = """
+        ; Phase 1: forward
+        01 LOAD      S0, ptr_q                          : f64[]
+        02 FMA       T0, S0, 1.0, 0.0                   : f64[]
+        03 ELEM      T1, sin, S0                        : f64[]
+        ; Phase 4: integrate
+        04 SYMP_STEP S0, T1, 1.0*dt                     : f64[]
+        05 ELEM      T2, sin, S0                        : f64[]
+        06 FMA       T3, T0, T2, 0.0                    : f64[]
+        07 STORE     ptr_q, T3                          : f64[]
+    """
+    check_pass(simplify, text, text)
+    check_pass(cse, text, text)
+
+
+def test_simplify_keeps_dtype_and_shape():
+    # a copy of an f32 register cannot stand for an f64 one, nor a (1,) for a ()
+    text = """
+        ; Phase 1: forward
+        01 LOAD      S0, ptr_q                          : f32[]
+        02 LOAD      S1, ptr_p                          : f64[1]
+        03 FMA       T0, S0, 1.0, 0.0                   : f64[]
+        04 ELEM      T1, reshape, S1, shape=()          : f64[]
+        05 FMA       T2, T0, T1, 0.0                    : f64[]
+        06 STORE     ptr_q, T2                          : f64[]
+    """
+    check_pass(simplify, text, text)
+
+
+def test_cse_golden():
+    check_pass(cse, """
+        ; Phase 1: forward
+        01 LOAD S0, ptr_q : f64[]
+        02 LOAD S1, ptr_p : f64[]
+        ; Phase 2: backward
+        03 GRAD_INIT G0, 1.0 : f64[]
+        04 ELEM T0, sin, S0 : f64[]
+        05 FMA T1, T0, G0, 0.0 : f64[]
+        06 GRAD_INIT G1, 1.0 : f64[]
+        07 ELEM T2, sin, S0 : f64[]
+        08 FMA T3, G1, T2, 0.0 : f64[]
+        09 ACC_GRAD T4, T1, T3 : f64[]
+        ; Phase 4: integrate
+        10 SYMP_STEP S1, T4, 0.5*dt : f64[]
+        ; Phase 2: backward
+        11 ELEM T5, sin, S0 : f64[]
+        12 ELEM T6, cos, S1 : f64[]
+        ; Phase 4: integrate
+        13 SYMP_STEP S0, T6, 1.0*dt : f64[]
+        ; Phase 2: backward
+        14 ELEM T7, sin, S0 : f64[]
+        15 ELEM T8, cos, S1 : f64[]
+        16 ACC_GRAD T9, T5, T7 : f64[]
+        17 ACC_GRAD T10, T9, T8 : f64[]
+        ; Phase 4: integrate
+        18 STORE ptr_q, T10 : f64[]
+    """, """
+        ; Phase 1: forward
+        01 LOAD      S0, ptr_q                          : f64[]
+        02 LOAD      S1, ptr_p                          : f64[]
+        ; Phase 2: backward
+        03 GRAD_INIT G0, 1.0                            : f64[]
+        04 ELEM      T0, sin, S0                        : f64[]
+        05 FMA       T1, T0, G0, 0.0                    : f64[]
+        06 ACC_GRAD  T4, T1, T1                         : f64[]
+        ; Phase 4: integrate
+        07 SYMP_STEP S1, T4, 0.5*dt                     : f64[]
+        ; Phase 2: backward
+        08 ELEM      T6, cos, S1                        : f64[]
+        ; Phase 4: integrate
+        09 SYMP_STEP S0, T6, 1.0*dt                     : f64[]
+        ; Phase 2: backward
+        10 ELEM      T7, sin, S0                        : f64[]
+        11 ACC_GRAD  T9, T0, T7                         : f64[]
+        12 ACC_GRAD  T10, T9, T6                        : f64[]
+        ; Phase 4: integrate
+        13 STORE     ptr_q, T10                         : f64[]
+    """)  # fmt: skip
+
+
+def test_fuse_fma_golden():
+    check_pass(fuse_fma, """
+        ; Phase 1: forward
+        01 LOAD S0, ptr_q : f64[]
+        02 LOAD S1, ptr_p : f64[]
+        03 LOAD C0, ptr_c0 : f64[]
+        ; Phase 2: backward
+        04 FMA T0, S0, S1, 0.0 : f64[]
+        05 FMA T1, T0, 1.0, C0 : f64[]
+        06 FMA T2, S0, 2.0, 0.0 : f64[]
+        07 FMA T3, T2, 0.5, 0.0 : f64[]
+        08 FMA T4, S1, S1, 0.0 : f64[]
+        09 ACC_GRAD T5, C0, T4 : f64[]
+        10 ACC_GRAD T6, T4, T5 : f64[]
+        11 FMA T7, S1, 3.0, 0.0 : f64[]
+        12 FMA T8, T7, T6, 0.0 : f64[]
+        13 FMA T9, T8, 2.0, 1.0 : f64[]
+        14 FMA T10, S0, 4.0, 0.0 : f64[]
+        ; Phase 4: integrate
+        15 SYMP_STEP S0, T9, 1.0*dt : f64[]
+        ; Phase 2: backward
+        16 FMA T11, T10, 0.25, 0.0 : f64[]
+        17 ACC_GRAD T12, T1, T3 : f64[]
+        18 ACC_GRAD T13, T12, T11 : f64[]
+        ; Phase 4: integrate
+        19 STORE ptr_q, T13 : f64[]
+    """, """
+        ; Phase 1: forward
+        01 LOAD      S0, ptr_q                          : f64[]
+        02 LOAD      S1, ptr_p                          : f64[]
+        03 LOAD      C0, ptr_c0                         : f64[]
+        ; Phase 2: backward
+        04 FMA       T0, S0, S1, 0.0                    : f64[]
+        05 FMA       T1, S0, S1, C0                     : f64[]
+        06 FMA       T2, S0, 2.0, 0.0                   : f64[]
+        07 FMA       T3, S0, 1.0, 0.0                   : f64[]
+        08 FMA       T4, S1, S1, 0.0                    : f64[]
+        09 ACC_GRAD  T5, C0, T4                         : f64[]
+        10 ACC_GRAD  T6, T4, T5                         : f64[]
+        11 FMA       T7, S1, T6, 0.0                    : f64[]
+        12 FMA       T8, T7, 3.0, 0.0                   : f64[]
+        13 FMA       T9, T7, 6.0, 1.0                   : f64[]
+        14 FMA       T10, S0, 4.0, 0.0                  : f64[]
+        ; Phase 4: integrate
+        15 SYMP_STEP S0, T9, 1.0*dt                     : f64[]
+        ; Phase 2: backward
+        16 FMA       T11, T10, 0.25, 0.0                : f64[]
+        17 ACC_GRAD  T12, T1, T3                        : f64[]
+        18 FMA       T13, T10, 0.25, T12                : f64[]
+        ; Phase 4: integrate
+        19 STORE     ptr_q, T13                         : f64[]
+    """)  # fmt: skip
+
+
+def test_canonical_golden():
+    # PASS -> a move; NEGATE read by one step -> the step's coefficient; a scaled / negated gradient read
+    # only by a step -> the coefficient too; a NEGATE with another reader (the STORE) stays a sign flip.
+    check_pass(canonical, """
+        ; TP-IR  method=leapfrog
+        ; Phase 1: forward
+        01 LOAD S0, ptr_q : f64[]  ; q
+        02 LOAD S1, ptr_p : f64[]  ; p
+        ; Phase 2: backward | stage 1/3 kick(0.5)
+        03 ELEM G0, sin, S0 : f64[]  ; dH/dq
+        ; Phase 3: poisson | stage 1/3 kick(0.5)
+        04 POISSON_J F0, G0, type=NEGATE : f64[]  ; pdot = -dH/dq
+        ; Phase 4: integrate | stage 1/3 kick(0.5)
+        05 SYMP_STEP S1, F0, 0.5*dt : f64[]  ; p += 0.5*dt*F0
+        ; Phase 2: backward | stage 2/3 drift(1)
+        06 FMA G1, S1, 2.0, 0.0 : f64[]  ; dH/dp
+        ; Phase 3: poisson | stage 2/3 drift(1)
+        07 POISSON_J F1, G1, type=PASS : f64[]  ; qdot = +dH/dp
+        ; Phase 4: integrate | stage 2/3 drift(1)
+        08 SYMP_STEP S0, F1, 1.0*dt : f64[]  ; q += 1*dt*F1
+        ; Phase 2: backward | stage 3/3 kick(0.5)
+        09 ELEM G2, sin, S0 : f64[]  ; dH/dq
+        10 ELEM G3, neg, G2 : f64[]
+        ; Phase 3: poisson | stage 3/3 kick(0.5)
+        11 POISSON_J F2, G3, type=NEGATE : f64[]  ; pdot = -dH/dq
+        12 POISSON_J F3, G0, type=NEGATE : f64[]
+        ; Phase 4: integrate | stage 3/3 kick(0.5)
+        13 SYMP_STEP S1, F2, 0.5*dt : f64[]  ; p += 0.5*dt*F2
+        14 STORE ptr_q, S0 : f64[]
+        15 STORE ptr_p, S1 : f64[]
+        16 STORE ptr_f, F3 : f64[]
+    """, """
+        ; TP-IR  method=leapfrog
+        ; Phase 1: forward
+        01 LOAD      S0, ptr_q                          : f64[]  ; q
+        02 LOAD      S1, ptr_p                          : f64[]  ; p
+        ; Phase 2: backward | stage 1/3 kick(0.5)
+        03 ELEM      G0, sin, S0                        : f64[]  ; dH/dq
+        ; Phase 3: poisson | stage 1/3 kick(0.5)
+        04 POISSON_J F0, G0, type=NEGATE                : f64[]  ; pdot = -dH/dq
+        ; Phase 4: integrate | stage 1/3 kick(0.5)
+        05 SYMP_STEP S1, G0, -0.5*dt                    : f64[]  ; p += -0.5*dt*G0
+        ; Phase 2: backward | stage 2/3 drift(1)
+        06 FMA       G1, S1, 2.0, 0.0                   : f64[]  ; dH/dp
+        ; Phase 4: integrate | stage 2/3 drift(1)
+        07 SYMP_STEP S0, S1, 2.0*dt                     : f64[]  ; q += 2*dt*S1
+        ; Phase 2: backward | stage 3/3 kick(0.5)
+        08 ELEM      G2, sin, S0                        : f64[]  ; dH/dq
+        09 ELEM      G3, neg, G2                        : f64[]
+        ; Phase 3: poisson | stage 3/3 kick(0.5)
+        10 POISSON_J F3, G0, type=NEGATE                : f64[]
+        ; Phase 4: integrate | stage 3/3 kick(0.5)
+        11 SYMP_STEP S1, G2, 0.5*dt                     : f64[]  ; p += 0.5*dt*G2
+        12 STORE     ptr_q, S0                          : f64[]
+        13 STORE     ptr_p, S1                          : f64[]
+        14 STORE     ptr_f, F3                          : f64[]
+    """)  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(ZOO))
+def test_canonical_flow_has_no_multiplication_by_minus_one(name):
+    H, state = ZOO[name]
+    step = compile_hamiltonian(H, state(), METHODS["leapfrog"], "canonical").step
+    flow = [i for i in step.instrs if i.phase == "poisson" or i.op is Op.SYMP_STEP]
+    assert not any(i.op is Op.POISSON_J for i in flow)
+    assert not any(i.op is Op.FMA and -1.0 in i.args[:2] for i in flow)
+    assert arithmetic_count(step, ("poisson",)) == dict.fromkeys(arithmetic_count(step), 0)
+    assert any(i.attr("coef") < 0 for i in step.instrs if i.op is Op.SYMP_STEP)  # the sign lives here
+
+
+def rigid_body_flow() -> Program:
+    """H(L) = sum L_i^2 / (2 I_i) on so(3)*, one explicit Euler step, built from the IR constructors."""
+    f3 = {"dtype": "f64", "shape": (3,)}
+    return Program((
+        Instr(Op.LOAD, ("S0",), ("ptr_L",), comment="L", **f3),
+        Instr(Op.LOAD, ("C0",), ("ptr_c0",), comment="1/I", **f3),
+        Instr(Op.FMA, ("G0",), ("S0", "C0", 0.0), phase="backward", comment="dH/dL = L/I", **f3),
+        Instr(Op.POISSON_J, ("F0",), ("G0", "S0"), (("type", "LIE"),), phase="poisson", **f3),
+        Instr(Op.SYMP_STEP, ("S0",), ("F0", "dt"), (("coef", 1.0),), phase="integrate", **f3),
+        Instr(Op.STORE, ("ptr_L",), ("S0",), phase="integrate", **f3),
+    ), (("structure", "so3"),))  # fmt: skip
+
+
+def test_lie_cross_golden_and_cost():
+    prog = verify(rigid_body_flow())
+    out = verify(lie_cross(prog))
+    assert to_text(out) == _text("""
+        ; TP-IR  structure=so3
+        ; Phase 1: forward
+        01 LOAD      S0, ptr_L                          : f64[3]  ; L
+        02 LOAD      C0, ptr_c0                         : f64[3]  ; 1/I
+        ; Phase 2: backward
+        03 FMA       G0, S0, C0, 0.0                    : f64[3]  ; dH/dL = L/I
+        ; Phase 3: poisson
+        04 LIE_CROSS F0, S0, G0                         : f64[3]
+        ; Phase 4: integrate
+        05 SYMP_STEP S0, F0, 1.0*dt                     : f64[3]
+        06 STORE     ptr_L, S0                          : f64[3]
+    """)
+    before, after = arithmetic_count(prog, ("poisson",)), arithmetic_count(out, ("poisson",))
+    assert (before["mul"], before["add"], before["sub"]) == (9, 6, 0)  # [L]x g as a 3x3 matrix product
+    assert (after["mul"], after["add"], after["sub"]) == (6, 0, 3)  # L x g
+    whole = arithmetic_count(out)
+    assert whole["mul"] == 3 + 6 + 3 and whole["add"] == 3 and whole["sub"] == 3  # FMA, cross, step
+    inputs = {"ptr_L": jnp.array([1.0, 0.1, 0.5]), "ptr_c0": 1 / jnp.array([1.0, 2.0, 3.0])}
+    got, want = reference.run(out, inputs, 0.01), reference.run(prog, inputs, 0.01)
+    np.testing.assert_allclose(got["ptr_L"], want["ptr_L"], rtol=1e-15)
+    assert to_text(PIPELINE_PROGRAM(prog)).count("LIE_CROSS") == 1
+
+
+def PIPELINE_PROGRAM(prog):
+    return passes.optimize(prog, PIPELINE, check=True)
+
+
+def test_arithmetic_count_rules():
+    prog = parse(
+        _text("""
+        ; Phase 1: forward
+        01 LOAD      S0, ptr_q                          : f64[2]
+        02 FMA       T0, S0, 3.0, 1.0                   : f64[2]
+        03 FMA       T1, T0, -1.0, S0                   : f64[2]
+        04 FMA       T2, T1, 1.0, 0.0                   : f64[2]
+        05 FMA       T3, T2, -1.0, 0.0                  : f64[2]
+        06 SUM       T4, T3, axis=(0,)                  : f64[]
+        07 ELEM      T5, sin, T4                        : f64[]
+        08 STORE     ptr_q, T5                          : f64[]
+    """)
+    )
+    assert arithmetic_count(prog) == {
+        "mul": 2,
+        "add": 3,
+        "sub": 2,
+        "neg": 2,
+        "div": 0,
+        "func": 1,
+        "opaque": 0,
+    }
+
+
+def _run_step(comp, q, p, dt):
+    inputs = {"ptr_q": q, "ptr_p": p} | {f"ptr_c{k}": c for k, c in enumerate(comp.consts)}
+    if comp.prologue is not None:
+        inputs["ptr_force"] = reference.run(comp.prologue, inputs)["ptr_force"]
+    return reference.run(comp.step, inputs, dt), inputs
+
+
+@pytest.mark.parametrize("method", ["leapfrog", "symplectic_euler", "yoshida4"])
+@pytest.mark.parametrize("name", list(ZOO))
+def test_pipeline_preserves_semantics_on_the_zoo(name, method):
+    H, state = ZOO[name]
+    q, p = state()
+    comp = compile_hamiltonian(H, (q, p), METHODS[method], "canonical")  # verify() after every pass
+    base = compile_hamiltonian(H, (q, p), METHODS[method], "canonical", pipeline=BASELINE)
+    got, inputs = _run_step(comp, q, p, 0.05)
+    want = reference.run(comp.source, inputs, 0.05)
+    for ptr in ("ptr_q", "ptr_p"):
+        np.testing.assert_allclose(got[ptr], want[ptr], rtol=1e-14, atol=1e-14)
+    if "ptr_force" in got:  # the carried force is dH/dq at the new state
+        again = reference.run(comp.prologue, inputs | {"ptr_q": got["ptr_q"], "ptr_p": got["ptr_p"]})
+        np.testing.assert_allclose(got["ptr_force"], again["ptr_force"], rtol=1e-14, atol=1e-14)
+    assert len(comp.step) < len(base.step)
+
+
+def test_every_pass_verifies_and_round_trips():
+    H, state = ZOO["kepler"]
+    prog = compile_hamiltonian(H, state(), METHODS["leapfrog"], "canonical", pipeline=()).step
+    for name, fn in PIPELINE:
+        prog = verify(fn(prog))
+        assert parse(to_text(prog), opaque=prog.opaque) == prog, name
+
+
+HARMONIC_LEAPFROG = """
+    ; TP-IR  H=harmonic  method=leapfrog  structure=canonical  fsal=1
+    ; Phase 1: forward
+    01 LOAD      S0, ptr_q                          : f64[2]  ; q
+    02 LOAD      S1, ptr_p                          : f64[2]  ; p
+    ; Phase 2: backward | stage 1/3 kick(0.5)
+    03 LOAD      G3, ptr_force                      : f64[2]  ; force carried from the last kick (FSAL)
+    ; Phase 4: integrate | stage 1/3 kick(0.5)
+    04 SYMP_STEP S1, G3, -0.5*dt                    : f64[2]  ; p += -0.5*dt*G3
+    ; Phase 4: integrate | stage 2/3 drift(1)
+    05 SYMP_STEP S0, S1, 1.0*dt                     : f64[2]  ; q += 1*dt*S1
+    ; Phase 4: integrate | stage 3/3 kick(0.5)
+    06 SYMP_STEP S1, S0, -0.5*dt                    : f64[2]  ; p += -0.5*dt*S0
+    ; Phase 4: integrate
+    07 STORE     ptr_q, S0                          : f64[2]
+    08 STORE     ptr_p, S1                          : f64[2]
+    09 STORE     ptr_force, S0                      : f64[2]  ; force for the next step's first kick
+"""
+
+
+def test_harmonic_leapfrog_listing():
+    """The optimised leapfrog of H = (p^2 + q^2)/2: one carried force, three steps, no arithmetic left."""
+    H, state = ZOO["harmonic"]
+    comp = compile_hamiltonian(H, state(), METHODS["leapfrog"], "canonical")
+    assert to_text(comp.step) == _text(HARMONIC_LEAPFROG)
+    base = compile_hamiltonian(H, state(), METHODS["leapfrog"], "canonical", pipeline=BASELINE)
+    assert (len(comp.source), len(base.step), len(comp.step)) == (54, 23, 9)
+
+
+def test_cse_never_merges_impure_ops():
+    text = """
+        ; Phase 1: forward
+        01 LOAD      S0, ptr_q                          : f64[]
+        02 LOAD      S1, ptr_q                          : f64[]
+        ; Phase 4: integrate
+        03 SYMP_STEP S0, S1, 1.0*dt                     : f64[]
+        04 SYMP_STEP S1, S1, 1.0*dt                     : f64[]
+        05 STORE     ptr_q, S0                          : f64[]
+        06 STORE     ptr_p, S1                          : f64[]
+    """
+    check_pass(cse, text, text)
+
+
+def _harmonic(pipeline=PIPELINE):
+    H, state = ZOO["harmonic"]
+    return compile_hamiltonian(H, state(), METHODS["leapfrog"], "canonical", pipeline=pipeline)
+
+
+def test_debug_prints_one_line_per_pass(monkeypatch, capsys):
+    monkeypatch.setenv("TPJAX_DEBUG", "1")
+    monkeypatch.delenv("TPJAX_DUMP_DIR", raising=False)
+    _harmonic()
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("[tpjax] pass")]
+    assert [ln.split()[2] for ln in lines] == [name for name, _ in PIPELINE]
+    assert lines[-1].endswith("->    9 instructions")
+
+
+def test_dump_dir_and_generated_code_hook(monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("TPJAX_DEBUG", "3")
+    monkeypatch.setenv("TPJAX_DUMP_DIR", str(tmp_path))
+    seen = []
+
+    def fake_codegen(prog):
+        seen.append(prog)
+        return f"// kernel with {len(prog)} instructions"
+
+    monkeypatch.setattr(passes, "GENERATED_CODE_HOOKS", [fake_codegen])
+    comp = _harmonic()
+    n = len(PIPELINE)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == [f"{k:02d}_{name}.tpir" for k, (name, _) in enumerate(PIPELINE, 1)] + [
+        f"{n + 1:02d}_codegen.txt"
+    ]
+    assert (tmp_path / f"{n:02d}_dce.tpir").read_text() == to_text(comp.step) + "\n"
+    assert (tmp_path / f"{n + 1:02d}_codegen.txt").read_text() == "// kernel with 9 instructions\n"
+    assert seen == [comp.step]
+    err = capsys.readouterr().err
+    assert "// kernel with 9 instructions" in err and "SYMP_STEP" in err  # level 2 listings, level 3 code
