@@ -1,4 +1,4 @@
-"""Hand-written Triton kernels for the TP-IR ops POISSON_J, SYMP_STEP and LIE_CROSS (see README.md).
+"""Hand-written Triton kernels for the TP-IR ops POISSON_J, SYMP_STEP, LIE_CROSS and RIGID_BODY (README.md).
 
 One module per op; each offers ``@triton.jit`` device functions (inlined by generated kernels), standalone
 ``*_kernel`` functions over flat buffers and ``*_call`` launchers for a ``jax_triton.triton_call``-like
@@ -8,7 +8,7 @@ The modules import only ``triton``, ``triton.language`` and each other; importin
 In the wheel this package is ``tpjax.kernels``.
 """
 
-from . import lie_cross, poisson_j, symp_step
+from . import lie_cross, poisson_j, rigid_body, symp_step
 
 #: every standalone kernel, by name (the compile tests iterate over it).
 KERNELS = {
@@ -16,6 +16,7 @@ KERNELS = {
     "poisson_j_canonical_kernel": poisson_j.poisson_j_canonical_kernel,
     "poisson_j_lie_kernel": poisson_j.poisson_j_lie_kernel,
     "lie_cross_kernel": lie_cross.lie_cross_kernel,
+    "rigid_body_kernel": rigid_body.rigid_body_kernel,
 }
 
-__all__ = ["KERNELS", "lie_cross", "poisson_j", "symp_step"]
+__all__ = ["KERNELS", "lie_cross", "poisson_j", "rigid_body", "symp_step"]

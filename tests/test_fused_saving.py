@@ -222,3 +222,22 @@ def test_fused_saving_matches_xla(n, dtype, tol, steps, k):
     np.testing.assert_allclose(np.asarray(P), np.asarray(Px), rtol=tol, atol=tol)
     np.testing.assert_array_equal(np.asarray(qf), np.asarray(Q[-1]))
     np.testing.assert_array_equal(np.asarray(pf), np.asarray(P[-1]))
+
+
+@pytest.mark.gpu
+def test_trajectory_auto_uses_the_saving_kernel_on_gpu():
+    import jax
+    import jax.numpy as jnp
+
+    import tpjax
+
+    H = lambda q, p: 0.5 * p**2 - jnp.cos(q)
+    q = jnp.linspace(-2.0, 2.0, 1000, dtype=jnp.float32)
+    run = lambda backend: jax.jit(jax.vmap(lambda a: tpjax.trajectory(H, (a, jnp.float32(0.0)), dt=0.01, steps=100,
+                                                                     save_every=10, backend=backend)))  # fmt: skip
+    assert "tp_fused_integrate" in str(jax.make_jaxpr(run("auto"))(q))
+    a, b = run("auto")(q), run("xla")(q)
+    assert a.states[0].shape == (1000, 11)
+    for x, y in zip(a.states, b.states, strict=True):
+        assert float(jnp.max(jnp.abs(x - y))) < 1e-4
+    assert float(jnp.max(jnp.abs(a.energies - b.energies))) < 1e-4

@@ -147,7 +147,8 @@ def test_device_functions_inline_into_a_larger_kernel(dtype):
 
 
 def test_every_standalone_kernel_has_a_compile_test():
-    tested = {"symp_step_kernel", "poisson_j_canonical_kernel", "lie_cross_kernel", "poisson_j_lie_kernel"}
+    tested = {"symp_step_kernel", "poisson_j_canonical_kernel", "lie_cross_kernel", "poisson_j_lie_kernel",
+              "rigid_body_kernel"}  # rigid_body_kernel: tests/test_rigid_body_kernel.py
     assert set(kernels.KERNELS) == tested, "add a compile test (and a gpu test) for the new kernel"
 
 

@@ -190,9 +190,12 @@ BACKENDS = ("auto", "xla", "triton")
 def _fused_ok(comp: Compiled) -> str | None:
     """None when the fused Triton kernel can run ``comp``, else the reason it cannot."""
     from .integrators.base import Splitting
+    from .integrators.lie import RigidBodySplitting
 
+    if comp.structure == "so3" and isinstance(comp.method, RigidBodySplitting):
+        return None  # kernels/rigid_body.py
     if comp.structure != "canonical" or not isinstance(comp.method, Splitting):
-        return "the fused kernel covers canonical splitting methods only"
+        return "the fused kernel covers canonical splittings and the so3 rigid-body splitting"
     try:
         from .codegen import triton as tg
 
@@ -257,6 +260,12 @@ def integrate(H: Callable, state, *, dt, steps: int, method=None, structure="can
     if precision is not None and backend == "auto":
         backend = "xla"  # the fused kernel keeps one dtype
     if _use_triton(comp, backend, fast_math):
+        if comp.structure == "so3":  # the rigid-body splitting: one multi-step kernel
+            from .primitives.fused_rigid_body import fused_rigid_body
+
+            inertia = _stepper(comp)[1][-1]
+            L = fused_rigid_body(parts[0], inertia, dt, steps=steps, order=comp.method.order, fast_math=fast_math)
+            return _pack((L,), state, structure)
         from .primitives.fused import fused_integrate
 
         out = fused_integrate(comp, *parts, dt, comp.consts, steps=steps, fast_math=fast_math)
@@ -272,15 +281,25 @@ def integrate(H: Callable, state, *, dt, steps: int, method=None, structure="can
 
 def trajectory(H: Callable, state, *, dt, steps: int, save_every: int = 1, method=None,
                structure="canonical", adjoint: str | None = None, reanchor: int | None = None,
-               precision=None) -> Solution:  # fmt: skip
+               precision=None, backend: str = "auto", fast_math: bool = False) -> Solution:  # fmt: skip
     """Like :func:`integrate`, but returns a :class:`Solution` with the state saved every ``save_every``
-    steps (the initial state first) and the energy H at each saved state."""
+    steps (the initial state first) and the energy H at each saved state. On CUDA the fused kernel
+    writes only the saved states (``backend``, ``fast_math`` as in :func:`integrate`)."""
     comp, parts, steps, dt = _prepare(H, state, dt, steps, method, structure, precision)
     k = check.save_every(save_every, steps) if steps else 1
-    comp = _for_xla(comp)
+    if precision is not None and backend == "auto":
+        backend = "xla"
+    fused = steps > 0 and comp.structure == "canonical" and _use_triton(comp, backend, fast_math)
+    if not fused:
+        comp = _for_xla(comp)
     z0 = _initial(comp, parts, comp.consts)
     adjoint = adjoint or ("reversible" if comp.method.symmetric else "checkpointed")
-    if steps:
+    if fused:
+        from .primitives.fused import fused_integrate
+
+        _, _, Q, P = fused_integrate(comp, *parts, dt, comp.consts, steps=steps, fast_math=fast_math, save_every=k)
+        saved = tuple(jnp.concatenate([z[None], s]) for z, s in zip(parts, (Q, P), strict=True))
+    elif steps:
         step, params = _stepper(comp)
         _, saved = _solve(step, z0, dt, params, steps, k, adjoint, reanchor)
         saved = tuple(jnp.concatenate([z[None], s]) for z, s in zip(z0, saved, strict=False))
