@@ -208,8 +208,11 @@ def bench_rigid_body():
     rows[f"lax.scan Strang (jnp), best unroll ({best[1]})"] = best[0]
     rows["lax.scan RK4 on L' = L x (L/I), unroll=1"] = timeit(scan_rb_rk4(1), L)
     integ = jax.jit(jax.vmap(lambda l: tpjax.integrate(rb_energy, l, dt=DT, steps=STEPS, structure="so3",
-                                                       method="rigid_body")))  # fmt: skip
-    rows["tpjax.integrate so3 rigid_body (vmap, XLA)"] = timeit(integ, L)
+                                                       method="rigid_body", backend="xla")))  # fmt: skip
+    rows["tpjax.integrate so3 rigid_body, backend='xla' (vmap)"] = timeit(integ, L)
+    auto = jax.jit(jax.vmap(lambda l: tpjax.integrate(rb_energy, l, dt=DT, steps=STEPS, structure="so3",
+                                                      method="rigid_body")))  # fmt: skip
+    rows["tpjax.integrate so3 rigid_body, backend='auto' (vmap)"] = timeit(auto, L)
     fused = jax.jit(lambda L: fused_rigid_body(L, inertia, DT, steps=STEPS))
     fast = jax.jit(lambda L: fused_rigid_body(L, inertia, DT, steps=STEPS, fast_math=True))
     rows["tpjax fused rigid-body kernel"] = timeit(fused, L)
