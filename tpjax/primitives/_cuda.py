@@ -80,3 +80,12 @@ def register_cuda(prim, reference, name: str) -> None:
         mlir.register_lowering(prim, rule, platform="cuda")
     except (NotImplementedError, ValueError, KeyError):
         pass
+
+
+def register_lowerings(prim, reference, cuda, *, multiple_results: bool) -> None:
+    """``reference`` through XLA on every platform, ``cuda`` (a Triton launch) on CUDA when jax has it."""
+    mlir.register_lowering(prim, mlir.lower_fun(reference, multiple_results=multiple_results))
+    try:
+        mlir.register_lowering(prim, mlir.lower_fun(cuda, multiple_results=multiple_results), platform="cuda")
+    except (NotImplementedError, ValueError, KeyError):  # no CUDA platform registered in this jax
+        pass

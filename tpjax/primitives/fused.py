@@ -19,7 +19,9 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 from jax.extend.core import Primitive
-from jax.interpreters import ad, batching, mlir
+from jax.interpreters import ad, batching
+
+from ._cuda import register_lowerings
 
 # 1. primitive
 fused_integrate_p = Primitive("tp_fused_integrate")
@@ -119,8 +121,4 @@ fused_integrate_p.def_impl(lambda *a, **k: _reference(*a, **k))
 fused_integrate_p.def_abstract_eval(_abstract)
 ad.primitive_jvps[fused_integrate_p] = _jvp
 batching.primitive_batchers[fused_integrate_p] = _batch
-mlir.register_lowering(fused_integrate_p, mlir.lower_fun(_reference, multiple_results=True))
-try:
-    mlir.register_lowering(fused_integrate_p, mlir.lower_fun(_cuda, multiple_results=True), platform="cuda")
-except (NotImplementedError, ValueError, KeyError):  # no CUDA platform registered in this jax
-    pass
+register_lowerings(fused_integrate_p, _reference, _cuda, multiple_results=True)

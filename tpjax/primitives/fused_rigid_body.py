@@ -13,7 +13,9 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 from jax.extend.core import Primitive
-from jax.interpreters import ad, batching, mlir
+from jax.interpreters import ad, batching
+
+from ._cuda import register_lowerings
 
 # 1. primitive
 fused_rigid_body_p = Primitive("tp_fused_rigid_body")
@@ -110,8 +112,4 @@ fused_rigid_body_p.def_impl(lambda *a, **k: _reference(*a, **k))
 fused_rigid_body_p.def_abstract_eval(_abstract)
 ad.primitive_jvps[fused_rigid_body_p] = _jvp
 batching.primitive_batchers[fused_rigid_body_p] = _batch
-mlir.register_lowering(fused_rigid_body_p, mlir.lower_fun(_reference, multiple_results=False))
-try:
-    mlir.register_lowering(fused_rigid_body_p, mlir.lower_fun(_cuda, multiple_results=False), platform="cuda")
-except (NotImplementedError, ValueError, KeyError):  # no CUDA platform registered in this jax
-    pass
+register_lowerings(fused_rigid_body_p, _reference, _cuda, multiple_results=False)
