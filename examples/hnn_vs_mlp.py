@@ -41,9 +41,7 @@ def true_energy(q, p):
 
 def sample_ics(key, n):
     kq, kp = jax.random.split(key)
-    return jax.random.uniform(kq, (n,), minval=-1.5, maxval=1.5), jax.random.uniform(
-        kp, (n,), minval=-0.8, maxval=0.8
-    )
+    return jax.random.uniform(kq, (n,), minval=-1.5, maxval=1.5), jax.random.uniform(kp, (n,), minval=-0.8, maxval=0.8)
 
 
 def ground_truth(q0, p0, *, dt, steps, refine=10):
@@ -59,9 +57,7 @@ def ground_truth(q0, p0, *, dt, steps, refine=10):
 # ---------------------------------------------------------------- small MLPs
 def init_mlp(key, sizes):
     params = []
-    for k, (a, b) in zip(
-        jax.random.split(key, len(sizes) - 1), zip(sizes[:-1], sizes[1:], strict=True), strict=True
-    ):
+    for k, (a, b) in zip(jax.random.split(key, len(sizes) - 1), zip(sizes[:-1], sizes[1:], strict=True), strict=True):
         params.append((jax.random.normal(k, (a, b)) * jnp.sqrt(1.0 / a), jnp.zeros(b)))
     return params
 

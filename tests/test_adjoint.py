@@ -129,8 +129,7 @@ def random_like(tree, seed):
 
 def dot(a, b):
     return sum(
-        np.vdot(np.asarray(x), np.asarray(y))
-        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
+        np.vdot(np.asarray(x), np.asarray(y)) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
     )
 
 
@@ -162,9 +161,7 @@ def test_checkpoints_count_and_nondividing_segments():
     args = (z0, params, jnp.asarray(DT))
     ref = make_grad(step, "direct", steps=101)(*args)
     for checkpoints in (1, 7, 500):
-        assert (
-            rel_err(make_grad(step, "checkpointed", steps=101, checkpoints=checkpoints)(*args), ref) < 1e-10
-        )
+        assert rel_err(make_grad(step, "checkpointed", steps=101, checkpoints=checkpoints)(*args), ref) < 1e-10
 
 
 # ---------------------------------------------------------------- reanchor
@@ -193,9 +190,7 @@ def test_reanchor_bounds_roundoff_in_chaotic_system():
 
     ref = grad("direct")
     err_plain, err_anchor = rel_err(grad("reversible"), ref), rel_err(grad("reversible", reanchor=100), ref)
-    print(
-        f"\nHenon-Heiles 1e4 steps: reversible rel. error {err_plain:.2e}, with reanchor=100 {err_anchor:.2e}"
-    )
+    print(f"\nHenon-Heiles 1e4 steps: reversible rel. error {err_plain:.2e}, with reanchor=100 {err_anchor:.2e}")
     assert err_anchor < 1e-9
     assert err_plain > 1e3 * err_anchor
 

@@ -62,10 +62,7 @@ def compile_ptx(name, dtype, fast_math, save=False):
         kern = TG.kernel(comp_for(name, dtype), save=save)
         ty = TRITON_TYPES[dtype]
         constexprs = {"BLOCK": 128, "FAST_MATH": fast_math}
-        sig = {
-            a: f"*{ty}" if a.endswith("_ptr") else "constexpr" if a in constexprs else "i32"
-            for a in kern.arg_names
-        }
+        sig = {a: f"*{ty}" if a.endswith("_ptr") else "constexpr" if a in constexprs else "i32" for a in kern.arg_names}
         src = ASTSource(fn=kern, signature=sig, constexprs=constexprs)
         opts = {"num_warps": 4}
         _PTX[key] = triton.compile(src, target=GPUTarget("cuda", 90, 32), options=opts).asm["ptx"]
@@ -222,9 +219,7 @@ def test_integrate_backend_triton_lowers_to_one_kernel_under_vmap_and_grad(monke
         with pytest.raises(NotImplementedError, match="backend='triton' cannot run"):
             tpjax.integrate(H, (jnp.float32(1.0), jnp.float32(0.0)), dt=0.01, steps=5, backend="triton")
     with pytest.raises(ValueError, match="fast_math"):
-        tpjax.integrate(
-            H, (jnp.float32(1.0), jnp.float32(0.0)), dt=0.01, steps=5, backend="xla", fast_math=True
-        )
+        tpjax.integrate(H, (jnp.float32(1.0), jnp.float32(0.0)), dt=0.01, steps=5, backend="xla", fast_math=True)
 
 
 @pytest.mark.gpu

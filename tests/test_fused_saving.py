@@ -73,9 +73,7 @@ def test_matches_adjoint_solve_float64_jit():
     step, params = _stepper(comp)
     z0 = jax.vmap(lambda a, b: _initial(comp, (a, b), comp.consts))(q, p)
     zf, saved = jax.vmap(
-        lambda z: tpjax.adjoint.solve(
-            step, z, jnp.float64(0.02), params, steps=30, save_every=3, adjoint="direct"
-        )
+        lambda z: tpjax.adjoint.solve(step, z, jnp.float64(0.02), params, steps=30, save_every=3, adjoint="direct")
     )(z0)
     np.testing.assert_allclose(Q, saved[0].T, rtol=1e-13, atol=1e-13)
     np.testing.assert_allclose(P, saved[1].T, rtol=1e-13, atol=1e-13)
@@ -183,9 +181,7 @@ def test_vmap_saving_lowers_to_one_triton_kernel_call(n, steps, k):
         pytest.skip("jax-triton not installed")
     comp = comp_for()
     q = jnp.linspace(0.1, 1.0, n, dtype=jnp.float32)
-    f = jax.vmap(
-        lambda a, b: tuple(fused_integrate(comp, a, b, jnp.float32(0.01), (), steps=steps, save_every=k))
-    )
+    f = jax.vmap(lambda a, b: tuple(fused_integrate(comp, a, b, jnp.float32(0.01), (), steps=steps, save_every=k)))
     text = _compat.lower_text_for_cuda(f, q, q)
     assert text.count("triton_kernel_call") == 1
     assert f"tensor<{steps // k}x{n}xf32>" in text  # the saved (n_saves, N) outputs come from the kernel

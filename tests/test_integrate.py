@@ -25,9 +25,7 @@ def _rk4(H, state, dt, steps):
         k2 = f(jax.tree.map(lambda a, b: a + 0.5 * dt * b, z, k1))
         k3 = f(jax.tree.map(lambda a, b: a + 0.5 * dt * b, z, k2))
         k4 = f(jax.tree.map(lambda a, b: a + dt * b, z, k3))
-        return jax.tree.map(
-            lambda a, b, c, d, e: a + dt / 6 * (b + 2 * c + 2 * d + e), z, k1, k2, k3, k4
-        ), None
+        return jax.tree.map(lambda a, b, c, d, e: a + dt / 6 * (b + 2 * c + 2 * d + e), z, k1, k2, k3, k4), None
 
     return jax.lax.scan(step, state, length=steps)[0]
 
@@ -119,9 +117,7 @@ def test_gradient_through_1000_steps_matches_finite_differences():
     gq, gk = jax.jit(jax.grad(loss, argnums=(0, 1)))(q0, k)
     eps = 1e-6
     fd_k = (loss(q0, k + eps) - loss(q0, k - eps)) / (2 * eps)
-    fd_q = jnp.array(
-        [(loss(q0.at[i].add(eps), k) - loss(q0.at[i].add(-eps), k)) / (2 * eps) for i in range(2)]
-    )
+    fd_q = jnp.array([(loss(q0.at[i].add(eps), k) - loss(q0.at[i].add(-eps), k)) / (2 * eps) for i in range(2)])
     np.testing.assert_allclose(gk, fd_k, rtol=1e-6)
     np.testing.assert_allclose(gq, fd_q, rtol=1e-6)
 
@@ -133,9 +129,7 @@ def test_jit_vmap_ensemble_with_per_member_dt_and_parameters():
     ks = jnp.linspace(0.5, 2.0, 8)
 
     def run(q, p, dt, k):
-        return tpjax.integrate(
-            lambda q, p: 0.5 * jnp.sum(p**2) - k * jnp.sum(jnp.cos(q)), (q, p), dt=dt, steps=50
-        )
+        return tpjax.integrate(lambda q, p: 0.5 * jnp.sum(p**2) - k * jnp.sum(jnp.cos(q)), (q, p), dt=dt, steps=50)
 
     Q, P = jax.jit(jax.vmap(run))(Q0, P0, dts, ks)
     for i in (0, 5):

@@ -44,12 +44,8 @@ def compile_kernel(fn, dtype, fusion=True, **constexprs):
     key = (fn.__name__, dtype, fusion, tuple(sorted(constexprs.items())))
     if key not in _CACHE:
         ty = TRITON_TYPES[dtype]
-        sig = {
-            a: f"*{ty}" if a.endswith("_ptr") else "constexpr" if a.isupper() else "i32" for a in fn.arg_names
-        }
-        assert sorted(a for a, t in sig.items() if t == "constexpr") == sorted(constexprs), (
-            "naming convention"
-        )
+        sig = {a: f"*{ty}" if a.endswith("_ptr") else "constexpr" if a.isupper() else "i32" for a in fn.arg_names}
+        assert sorted(a for a, t in sig.items() if t == "constexpr") == sorted(constexprs), "naming convention"
         src = ASTSource(fn=fn, signature=sig, constexprs=constexprs)
         opts = {"num_warps": NUM_WARPS, "enable_fp_fusion": fusion}
         _CACHE[key] = triton.compile(src, target=GPUTarget("cuda", 90, 32), options=opts).asm
@@ -147,8 +143,13 @@ def test_device_functions_inline_into_a_larger_kernel(dtype):
 
 
 def test_every_standalone_kernel_has_a_compile_test():
-    tested = {"symp_step_kernel", "poisson_j_canonical_kernel", "lie_cross_kernel", "poisson_j_lie_kernel",
-              "rigid_body_kernel"}  # rigid_body_kernel: tests/test_rigid_body_kernel.py
+    tested = {
+        "symp_step_kernel",
+        "poisson_j_canonical_kernel",
+        "lie_cross_kernel",
+        "poisson_j_lie_kernel",
+        "rigid_body_kernel",
+    }  # rigid_body_kernel: tests/test_rigid_body_kernel.py
     assert set(kernels.KERNELS) == tested, "add a compile test (and a gpu test) for the new kernel"
 
 
@@ -224,7 +225,5 @@ def test_triton_call_lowers_to_triton_kernel_call_for_cuda():
     for n in (1, 4097):  # n == 1: jax-triton turns the scalar into a constexpr
         with jax.enable_x64(True):
             s64, dt64 = jax.ShapeDtypeStruct((n,), jnp.float64), jax.ShapeDtypeStruct((), jnp.float64)
-            text = _compat.lower_text_for_cuda(
-                lambda s, f, dt: SS.symp_step_call(call, s, f, dt), s64, s64, dt64
-            )
+            text = _compat.lower_text_for_cuda(lambda s, f, dt: SS.symp_step_call(call, s, f, dt), s64, s64, dt64)
         assert "@triton_kernel_call(" in text and f"tensor<{n}xf64>" in text

@@ -50,9 +50,7 @@ def assert_within(out, ref, scale, dtype):
     err = np.abs(out.astype(np.float64) - ref.astype(np.float64))
     bound = 2 * np.finfo(dtype).eps * scale.astype(np.float64)
     bad = np.flatnonzero(~(err <= bound))
-    assert bad.size == 0, (
-        f"{bad.size} elements off, first at {bad[0]}: {out.flat[bad[0]]} vs {ref.flat[bad[0]]}"
-    )
+    assert bad.size == 0, f"{bad.size} elements off, first at {bad[0]}: {out.flat[bad[0]]} vs {ref.flat[bad[0]]}"
 
 
 def assert_bitwise(out, ref):
@@ -65,9 +63,7 @@ def assert_bitwise(out, ref):
 def test_symp_step(dtype, n):
     rng = rng_for("symp_step", n, dtype.name)
     s, f = nonzero(rng, (n,), dtype), nonzero(rng, (n,), dtype) * dtype.type(100)  # |c f| < 0.3 < |s|
-    step = jax.jit(
-        lambda s, f, dt: SS.symp_step_call(triton_call, s, f, dt, coef=YOSHIDA_W1, zeroed_outputs=(0,))
-    )
+    step = jax.jit(lambda s, f, dt: SS.symp_step_call(triton_call, s, f, dt, coef=YOSHIDA_W1, zeroed_outputs=(0,)))
     for dt in rng.uniform(1e-4, 1e-3, 2):  # two step sizes, one compiled kernel
         dt = np.asarray(dt, dtype)
         c = dtype.type(YOSHIDA_W1) * dt
@@ -98,16 +94,12 @@ def cross_reference(l, g):
     """numpy L x g in the operands' dtype, and the bound scale |a b| + |c d| of each component."""
     pairs = [((1, 2), (2, 1)), ((2, 0), (0, 2)), ((0, 1), (1, 0))]
     ref = np.stack([l[..., i] * g[..., j] - l[..., k] * g[..., m] for (i, j), (k, m) in pairs], axis=-1)
-    scale = np.stack(
-        [np.abs(l[..., i] * g[..., j]) + np.abs(l[..., k] * g[..., m]) for (i, j), (k, m) in pairs], -1
-    )
+    scale = np.stack([np.abs(l[..., i] * g[..., j]) + np.abs(l[..., k] * g[..., m]) for (i, j), (k, m) in pairs], -1)
     return ref, scale
 
 
 @pytest.mark.parametrize("n", SIZES)
-@pytest.mark.parametrize(
-    "launch", [LC.lie_cross_call, PJ.poisson_j_lie_call], ids=["lie_cross", "poisson_j_lie"]
-)
+@pytest.mark.parametrize("launch", [LC.lie_cross_call, PJ.poisson_j_lie_call], ids=["lie_cross", "poisson_j_lie"])
 def test_lie_kernels(dtype, n, launch):
     rng = rng_for(launch.__name__, n, dtype.name)
     l, g = nonzero(rng, (n, 3), dtype), nonzero(rng, (n, 3), dtype)

@@ -106,9 +106,7 @@ def test_strang_casimir_roundoff_and_bounded_energy_1e6_steps():
 def _order(step, dts, T, z0=L0, f=None):
     f = so3_flow(jax.grad(H_rb)) if f is None else f
     ref = jax.jit(rk4, static_argnums=(0, 3))(f, z0, T / 40_000, 40_000)
-    errs = [
-        float(jnp.max(jnp.abs(jax.jit(run, static_argnums=(0, 3))(step, z0, T / n, n) - ref))) for n in dts
-    ]
+    errs = [float(jnp.max(jnp.abs(jax.jit(run, static_argnums=(0, 3))(step, z0, T / n, n) - ref))) for n in dts]
     hs = [T / n for n in dts]
     slope = np.polyfit(np.log(hs), np.log(errs), 1)[0]
     print(f"errors {[f'{x:.2e}' for x in errs]} slope {slope:.3f}")
@@ -252,9 +250,7 @@ def test_inertia_from_hamiltonian():
 
 
 def _fd(fun, x, h=1e-6):
-    return jnp.stack(
-        [(fun(x + h * e) - fun(x - h * e)) / (2 * h) for e in jnp.eye(x.size).reshape(-1, *x.shape)]
-    )
+    return jnp.stack([(fun(x + h * e) - fun(x - h * e)) / (2 * h) for e in jnp.eye(x.size).reshape(-1, *x.shape)])
 
 
 def test_grad_through_strang_matches_fd():
@@ -299,9 +295,7 @@ def test_vmap_and_batch_dims_match_per_member():
         np.testing.assert_allclose(many, one, rtol=1e-14, atol=1e-14)
     # leading batch dims directly (no vmap) and a traced dt
     batched = jax.jit(lambda L, dt: rigid_body_order4(L, dt, I3))(Ls.reshape(5, 1, 3), 0.05)
-    np.testing.assert_allclose(
-        batched[:, 0], jax.vmap(lambda L: rigid_body_order4(L, 0.05, I3))(Ls), rtol=1e-15
-    )
+    np.testing.assert_allclose(batched[:, 0], jax.vmap(lambda L: rigid_body_order4(L, 0.05, I3))(Ls), rtol=1e-15)
 
 
 @pytest.mark.slow

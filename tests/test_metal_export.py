@@ -23,8 +23,8 @@ def test_export_is_portable_stablehlo(platform, structure):
             )
         else:
             H, s = (lambda L: 0.5 * jnp.sum(L**2 / jnp.array([1.0, 2.0, 3.0]))), jnp.ones(3, jnp.float32)
-        f = jax.jit(lambda s: tpjax.integrate(H, s, dt=0.01, steps=20, structure=structure,
-                                              method="leapfrog" if structure == "canonical" else "rigid_body"))  # fmt: skip
+        method = "leapfrog" if structure == "canonical" else "rigid_body"
+        f = jax.jit(lambda s: tpjax.integrate(H, s, dt=0.01, steps=20, structure=structure, method=method))
         text = export.export(f, platforms=[platform])(s).mlir_module()
     assert "custom_call" not in text
     assert "f64" not in text

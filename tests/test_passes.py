@@ -465,9 +465,7 @@ def test_dump_dir_and_generated_code_hook(monkeypatch, capsys, tmp_path):
     comp = _harmonic()
     n = len(PIPELINE)
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == [f"{k:02d}_{name}.tpir" for k, (name, _) in enumerate(PIPELINE, 1)] + [
-        f"{n + 1:02d}_codegen.txt"
-    ]
+    assert names == [f"{k:02d}_{name}.tpir" for k, (name, _) in enumerate(PIPELINE, 1)] + [f"{n + 1:02d}_codegen.txt"]
     assert (tmp_path / f"{n:02d}_dce.tpir").read_text() == to_text(comp.step) + "\n"
     assert (tmp_path / f"{n + 1:02d}_codegen.txt").read_text() == "// kernel with 9 instructions\n"
     assert seen == [comp.step]

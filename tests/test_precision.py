@@ -117,9 +117,7 @@ def test_prologue_and_energy_programs_pass_through():
     comp = compiled("kepler", Precision(grad="float64", compensated=True))
     for prog in (comp.prologue, comp.energy):
         out = verify(precision(Precision(grad="float64", compensated=True))(prog))
-        assert [i.dtype for i in out.instrs if i.op is Op.STORE] == [
-            i.dtype for i in prog.instrs if i.op is Op.STORE
-        ]
+        assert [i.dtype for i in out.instrs if i.op is Op.STORE] == [i.dtype for i in prog.instrs if i.op is Op.STORE]
     pro = precision(MIXED)(comp.prologue)
     assert {i.dtype for i in pro.instrs if i.phase == "backward"} == {"f64"}
     q, _ = ZOO["kepler"][1](jnp.float32)
@@ -141,9 +139,7 @@ def _long_run(policy, dtype, n=20000, dt=2.0**-10):
     z0 = (q, p) + tuple(init.get(ptr, jnp.zeros_like(q)) for ptr in carried)  # compensations start at 0
 
     def body(_, z):
-        out = reference.run(
-            comp.step, dict(zip(("ptr_q", "ptr_p", *carried), z, strict=True)), jnp.asarray(dt, dtype)
-        )
+        out = reference.run(comp.step, dict(zip(("ptr_q", "ptr_p", *carried), z, strict=True)), jnp.asarray(dt, dtype))
         return tuple(out[ptr] for ptr in ("ptr_q", "ptr_p", *carried))
 
     return comp, jax.jit(lambda z: jax.lax.fori_loop(0, n, body, z))(z0)[:2]

@@ -44,14 +44,14 @@ CASES = {
 for f in ("sin", "cos", "tan", "exp", "log", "sqrt", "rsqrt", "sq", "neg", "recip", "tanh", "abs",
           "log1p", "expm1", "logistic"):  # fmt: skip
     CASES[f"elem_{f}"] = (
-        (lambda f: lambda x: P.elem(f, x))(f),
+        (lambda f: lambda x: P.elem(f, x))(f),  # noqa: B023 (f is bound by the outer lambda)
         [(3,)],
         f in ("log", "sqrt", "rsqrt", "abs", "recip", "log1p"),
     )
 CASES["elem_tan"] = (lambda x: P.elem("tan", x), [(3,)], False)  # inputs scaled below: away from pi/2
 CASES["elem_ipow"] = (lambda x: P.elem("ipow", x, n=3), [(3,)], False)
 for f in ("div", "pow", "max", "min", "atan2"):
-    CASES[f"elem_{f}"] = ((lambda f: lambda x, y: P.elem(f, x, y))(f), [(3,), (3,)], True)
+    CASES[f"elem_{f}"] = ((lambda f: lambda x, y: P.elem(f, x, y))(f), [(3,), (3,)], True)  # noqa: B023 (f is bound by the outer lambda)
 
 NONDIFF = {"elem_convert"}
 
@@ -109,9 +109,7 @@ def test_static_params_stay_static():
     jx = jax.make_jaxpr(lambda x, dt: P.symp_step(x, P.elem("ipow", x, n=3), dt, 0.5))(_r(3), 0.1)
     eqns = {e.primitive.name: e for e in jx.jaxpr.eqns}
     assert eqns["tp_elem"].params == {"func": "ipow", "n": 3} and len(eqns["tp_elem"].invars) == 1
-    assert (
-        eqns["tp_symp_step"].params == {"coef": 0.5, "impl": "xla"} and len(eqns["tp_symp_step"].invars) == 3
-    )
+    assert eqns["tp_symp_step"].params == {"coef": 0.5, "impl": "xla"} and len(eqns["tp_symp_step"].invars) == 3
     for e in jx.jaxpr.eqns:
         hash(tuple(sorted(e.params.items())))  # hashable
 
@@ -133,9 +131,7 @@ def test_changing_dt_does_not_recompile():
 
 
 def test_integrate_runs_through_tpjax_primitives():
-    jx = jax.make_jaxpr(lambda s: tpjax.integrate(lambda q, p: 0.5 * p**2 - jnp.cos(q), s, dt=0.1, steps=3))(
-        (1.0, 0.0)
-    )
+    jx = jax.make_jaxpr(lambda s: tpjax.integrate(lambda q, p: 0.5 * p**2 - jnp.cos(q), s, dt=0.1, steps=3))((1.0, 0.0))
     text = str(jx)
     # (the canonical pass turns POISSON_J PASS/NEGATE into moves and step signs: none remain here)
     for name in ("tp_symp_step", "tp_elem", "tp_load", "tp_store"):

@@ -20,9 +20,7 @@ def method(m, structure: str) -> AbstractIntegrator:
         integ = METHODS[m]
     else:
         names = sorted(k for k, v in METHODS.items() if structure in v.structures)
-        raise ValueError(
-            f"method={m!r} is not a known integrator; use one of {names} or an integrator object"
-        )
+        raise ValueError(f"method={m!r} is not a known integrator; use one of {names} or an integrator object")
     if structure not in integ.structures:
         names = sorted(k for k, v in METHODS.items() if structure in v.structures)
         raise ValueError(
@@ -103,9 +101,7 @@ def canonical_state(state) -> tuple:
 def so3_state(state):
     L = _array(state, "L")
     if L.shape[-1:] != (3,) or L.ndim != 1:
-        raise ValueError(
-            f"state L must have shape (3,) for structure='so3', got {L.shape}; vmap for ensembles"
-        )
+        raise ValueError(f"state L must have shape (3,) for structure='so3', got {L.shape}; vmap for ensembles")
     return L
 
 
@@ -126,9 +122,7 @@ def _array(x, name: str):
         else:
             raise TypeError(f"state {name} must be an array or a number, got {type(x).__name__}")
     if not jnp.issubdtype(x.dtype, jnp.floating):
-        raise TypeError(
-            f"state {name} must be floating point, got {x.dtype}; e.g. {name}.astype(jnp.float32)"
-        )
+        raise TypeError(f"state {name} must be floating point, got {x.dtype}; e.g. {name}.astype(jnp.float32)")
     return x
 
 

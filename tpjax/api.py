@@ -159,9 +159,7 @@ def _initial(comp: Compiled, parts, consts) -> tuple:
 def _solve(step, z0, dt, params, steps: int, save_every: int | None, adjoint: str, reanchor=None):
     from . import adjoint as adj
 
-    return adj.solve(
-        step, z0, dt, params, steps=steps, save_every=save_every, adjoint=adjoint, reanchor=reanchor
-    )
+    return adj.solve(step, z0, dt, params, steps=steps, save_every=save_every, adjoint=adjoint, reanchor=reanchor)
 
 
 def _for_xla(comp: Compiled) -> Compiled:

@@ -12,7 +12,6 @@ from .ir.node import Program
 from .ir.ops import Op
 from .ir.printer import to_text
 from .passes import PIPELINE, optimize
-from .passes.dce import dce
 from .passes.fsal import prologue as fsal_prologue
 
 
@@ -95,9 +94,7 @@ def build_source(H: Callable, tr: Traced, method: AbstractIntegrator) -> Program
     """The unoptimised program: forward phase, then each stage's backward, Poisson and integrate phases."""
     b = Builder()
     names = STATE_NAMES[tr.structure]
-    regs = [
-        b.load("S", ptr, a, nm) for ptr, a, nm in zip(STATE_PTRS[tr.structure], tr.avals, names, strict=True)
-    ]
+    regs = [b.load("S", ptr, a, nm) for ptr, a, nm in zip(STATE_PTRS[tr.structure], tr.avals, names, strict=True)]
     const_regs = [b.const(c, v.aval) for c, v in zip(tr.consts, tr.jaxpr.jaxpr.constvars, strict=True)]
     emit_forward(b, tr.jaxpr, tr.consts, regs)
     if isinstance(method, Splitting):

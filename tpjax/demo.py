@@ -29,9 +29,7 @@ def main(n: int = 4096, steps: int = 10_000, dt: float = 0.01, out: str = "tpjax
 
     q0 = jnp.linspace(0.1, 3.0, n, dtype=jnp.float32)  # amplitudes up to near the separatrix
     p0 = jnp.zeros_like(q0)
-    run = jax.jit(
-        jax.vmap(lambda q, p: tpjax.trajectory(pendulum, (q, p), dt=dt, steps=steps, save_every=10))
-    )
+    run = jax.jit(jax.vmap(lambda q, p: tpjax.trajectory(pendulum, (q, p), dt=dt, steps=steps, save_every=10)))
     sol = jax.block_until_ready(run(q0, p0))  # compile + first run
     t0 = time.perf_counter()
     sol = jax.block_until_ready(run(q0, p0))
@@ -39,9 +37,7 @@ def main(n: int = 4096, steps: int = 10_000, dt: float = 0.01, out: str = "tpjax
     err = np.asarray(sol.energy_error)
     print(f"\n== {n} pendulums x {steps} steps, leapfrog, float32, dt={dt} on {jax.devices()[0].platform} ==")
     print(f"wall time {wall * 1e3:.1f} ms ({n * steps / wall / 1e6:.1f} M system-steps/s)")
-    print(
-        f"relative energy error: max {err.max():.2e}, median over systems of the max {np.median(err.max(1)):.2e}"
-    )
+    print(f"relative energy error: max {err.max():.2e}, median over systems of the max {np.median(err.max(1)):.2e}")
     print(f"max error in the first tenth {err[:, : err.shape[1] // 10].max():.2e}, "
           f"in the last tenth {err[:, -err.shape[1] // 10 :].max():.2e}")  # fmt: skip
     _plot(sol, err, out)

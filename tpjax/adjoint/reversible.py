@@ -67,9 +67,7 @@ def _reversible_solve_jvp(cfg, primals, tangents):
     params, z0, dt = primals
     tp, tz0, tdt = tangents
     if cfg.every:
-        zT, saved, anchors = loops.forward_anchored(
-            cfg.step, params, z0, dt, cfg.steps, cfg.save_every, cfg.every
-        )
+        zT, saved, anchors = loops.forward_anchored(cfg.step, params, z0, dt, cfg.steps, cfg.save_every, cfg.every)
     else:
         (zT, saved), anchors = loops.forward(cfg.step, params, z0, dt, cfg.steps, cfg.save_every), []
     saved = saved if cfg.save_every else []
@@ -123,9 +121,7 @@ def _jvp(primals, tangents, *, cfg):
         lin_t = [ad.instantiate_zeros(t) for t in tangents[cfg.n_res :]]
         return out, tangent_p.bind(*primals[: cfg.n_res], *lin_t, cfg=cfg)
     # Residuals perturbed too (forward-over-forward): differentiate the forward-mode implementation.
-    _, t_out = jax.jvp(
-        partial(_impl, cfg=cfg), tuple(primals), tuple(ad.instantiate_zeros(t) for t in tangents)
-    )
+    _, t_out = jax.jvp(partial(_impl, cfg=cfg), tuple(primals), tuple(ad.instantiate_zeros(t) for t in tangents))
     return out, t_out
 
 

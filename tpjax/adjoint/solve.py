@@ -60,8 +60,7 @@ def solve(
     dt = jnp.asarray(dt)
     if dt.ndim != 0:
         raise ValueError(
-            f"dt must be a scalar, got shape {dt.shape}; to run an ensemble with one dt per member, "
-            "jax.vmap over dt."
+            f"dt must be a scalar, got shape {dt.shape}; to run an ensemble with one dt per member, jax.vmap over dt."
         )
     if not jnp.issubdtype(dt.dtype, jnp.inexact):
         dt = dt.astype(jnp.result_type(float))
@@ -116,8 +115,7 @@ def _reversible(step, z0, dt, params, steps, save_every, reanchor):
     jaxpr, out_shape = jax.make_jaxpr(step, return_shape=True)(params, z0, dt)
     out_leaves, out_tree = jax.tree_util.tree_flatten(out_shape)
     same = out_tree == z_tree and all(
-        o.shape == jnp.shape(z) and o.dtype == jnp.result_type(z)
-        for o, z in zip(out_leaves, z_leaves, strict=True)
+        o.shape == jnp.shape(z) and o.dtype == jnp.result_type(z) for o, z in zip(out_leaves, z_leaves, strict=True)
     )
     if not same:
         raise TypeError(
@@ -154,17 +152,11 @@ def _check(steps, save_every, adjoint, reanchor, checkpoints):
         )
     if reanchor is not None:
         if not _is_int(reanchor) or reanchor <= 0:
-            raise ValueError(
-                f"reanchor must be None or a positive int (anchor every K steps), got {reanchor!r}."
-            )
+            raise ValueError(f"reanchor must be None or a positive int (anchor every K steps), got {reanchor!r}.")
         if adjoint != "reversible":
-            raise ValueError(
-                f"reanchor only applies to adjoint='reversible', got adjoint={adjoint!r}; drop it."
-            )
+            raise ValueError(f"reanchor only applies to adjoint='reversible', got adjoint={adjoint!r}; drop it.")
     if checkpoints is not None:
         if not _is_int(checkpoints) or checkpoints <= 0:
             raise ValueError(f"checkpoints must be None or a positive int, got {checkpoints!r}.")
         if adjoint != "checkpointed":
-            raise ValueError(
-                f"checkpoints only applies to adjoint='checkpointed', got adjoint={adjoint!r}; drop it."
-            )
+            raise ValueError(f"checkpoints only applies to adjoint='checkpointed', got adjoint={adjoint!r}; drop it.")

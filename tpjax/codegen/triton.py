@@ -243,9 +243,7 @@ class _Emitter:
             self.emit(i.dst[0], f"{fn}({self.tensor(a[0])})", i)
         elif op is Op.SYMP_STEP:
             s = i.dst[0]
-            self.emit(
-                s, f"symp_step({self.tensor(s)}, {self.tensor(a[0])}, dt, {float(i.attr('coef'))!r})", i
-            )
+            self.emit(s, f"symp_step({self.tensor(s)}, {self.tensor(a[0])}, dt, {float(i.attr('coef'))!r})", i)
         elif op is Op.OPAQUE:
             raise NotImplementedError(self.opaque_msg.format(op=_tag(i)))
         else:
@@ -257,11 +255,7 @@ class _Emitter:
             terms = [self.np(self.value(a) * self.value(b))]
         prod = " * ".join(self.ref(x) for x in terms) if terms else "1.0"
         # ``+ 0.0`` is dropped: it only turns a -0.0 product into +0.0.
-        if (
-            self.is_const(c)
-            and float(self.value(c)) == 0.0
-            and not math.copysign(1.0, float(self.value(c))) < 0
-        ):
+        if self.is_const(c) and float(self.value(c)) == 0.0 and not math.copysign(1.0, float(self.value(c))) < 0:
             return prod if terms else self.tensor(a)
         return f"{prod} + {self.ref(c)}"
 
@@ -326,9 +320,7 @@ def _check_tpir(prog: Program) -> None:
             raise NotImplementedError(_OPAQUE_MSG.format(op=f"OPAQUE {i.attr('key', '')}".strip()))
 
 
-def generate_program(
-    step: Program, prologue: Program | None = None, consts: int = 0, save: bool = False
-) -> str:
+def generate_program(step: Program, prologue: Program | None = None, consts: int = 0, save: bool = False) -> str:
     """Kernel source for the step program ``step`` (and FSAL ``prologue``; derived when None); with
     ``save``, the saving variant (see the module docstring)."""
     _check_tpir(step)
@@ -449,9 +441,7 @@ _MODULES: dict[str, Any] = {}
 
 
 def _gen_dir() -> str:
-    d = os.environ.get("TPJAX_TRITON_GEN_DIR") or os.path.join(
-        tempfile.gettempdir(), f"tpjax_triton_{os.getuid()}"
-    )
+    d = os.environ.get("TPJAX_TRITON_GEN_DIR") or os.path.join(tempfile.gettempdir(), f"tpjax_triton_{os.getuid()}")
     os.makedirs(d, exist_ok=True)
     return d
 

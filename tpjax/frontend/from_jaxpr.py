@@ -51,9 +51,7 @@ RULES = {
     "reshape": lambda b, e, x: _elem(b, e, "reshape", x, shape=tuple(e.outvars[0].aval.shape)),
     "squeeze": lambda b, e, x: _elem(b, e, "reshape", x, shape=tuple(e.outvars[0].aval.shape)),
     "expand_dims": lambda b, e, x: _elem(b, e, "reshape", x, shape=tuple(e.outvars[0].aval.shape)),
-    "convert_element_type": lambda b, e, x: _elem(
-        b, e, "convert", x, dtype=np.dtype(e.params["new_dtype"]).name
-    ),
+    "convert_element_type": lambda b, e, x: _elem(b, e, "convert", x, dtype=np.dtype(e.params["new_dtype"]).name),
     # TP-IR primitives (they appear in the jaxprs of gradients of TP-IR programs)
     "tp_fma": lambda b, e, x, y, z: _fma(b, e, x, y, z),
     "tp_elem": lambda b, e, *xs: _elem(
@@ -81,9 +79,7 @@ def _broadcast(b, eqn, x):
     aval = eqn.outvars[0].aval
     if not isinstance(x, str) and b.phase == "backward":  # a filled adjoint: GRAD_INIT g, v
         return b.emit(Op.GRAD_INIT, b.fresh("G"), (x,), aval=aval)
-    return _elem(
-        b, eqn, "broadcast", x, shape=tuple(aval.shape), bdims=tuple(eqn.params["broadcast_dimensions"])
-    )
+    return _elem(b, eqn, "broadcast", x, shape=tuple(aval.shape), bdims=tuple(eqn.params["broadcast_dimensions"]))
 
 
 def _opaque(b: Builder, eqn, args):

@@ -111,9 +111,7 @@ def inertia_from_hamiltonian(H, dtype=None, *, n_checks: int = 4, rtol: float | 
     zero = jnp.zeros(3, dtype)
     hess = jax.hessian(H)(zero)
     if getattr(hess, "shape", None) != (3, 3):
-        raise ValueError(
-            f"`H` must map L of shape (3,) to a scalar; its Hessian has shape {jnp.shape(hess)}."
-        )
+        raise ValueError(f"`H` must map L of shape (3,) to a scalar; its Hessian has shape {jnp.shape(hess)}.")
     inertia = 1.0 / jnp.diagonal(hess)
     if isinstance(hess, jax.core.Tracer):
         return inertia

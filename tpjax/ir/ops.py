@@ -14,9 +14,7 @@ import enum
 
 
 class Op(enum.Enum):
-    LOAD = (
-        "LOAD"  # LOAD dst, ptr             dst <- memory[ptr]              (state, parameters, carried force)
-    )
+    LOAD = "LOAD"  # LOAD dst, ptr             dst <- memory[ptr]              (state, parameters, carried force)
     STORE = "STORE"  # STORE ptr, src          memory[ptr] <- src
     FMA = "FMA"  # FMA dst, a, b, c             dst = a*b + c                   (numpy broadcasting)
     ELEM = "ELEM"  # ELEM dst, func, x[, y]     dst = func(x[, y])              (see UNARY/BINARY/LAYOUT)

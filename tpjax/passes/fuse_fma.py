@@ -79,9 +79,7 @@ def fuse_scale(i: Instr, ctx: Ctx):
     if ctx.const(c0) == 0:
         return i.with_(op=Op.FMA, args=(a, k, c), attrs=())
     if is_num(c0) and is_num(c):
-        return i.with_(
-            op=Op.FMA, args=(a, k, in_dtype(lambda x, y, z: x * y + z, i.dtype, c0, k2, c)), attrs=()
-        )
+        return i.with_(op=Op.FMA, args=(a, k, in_dtype(lambda x, y, z: x * y + z, i.dtype, c0, k2, c)), attrs=())
     return None
 
 

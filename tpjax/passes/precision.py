@@ -90,11 +90,7 @@ def promote(prog: Program, g: str) -> Program:
         out += block[:lead]
         out += [_convert(ren[r], r, g, block[lead], orig[r][1]) for r in need]
         for i in block[lead:]:
-            j = (
-                i
-                if i.op is Op.LOAD
-                else _promote_instr(i.with_(args=tuple(ren.get(a, a) for a in i.args)), g)
-            )
+            j = i if i.op is Op.LOAD else _promote_instr(i.with_(args=tuple(ren.get(a, a) for a in i.args)), g)
             out.append(j)
             _define(i, j, orig, now)
     return prog.with_instrs(out)

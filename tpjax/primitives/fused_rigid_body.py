@@ -35,9 +35,7 @@ def fused_rigid_body(L, inertia, dt, *, steps: int, order: int = 2, fast_math: b
     """
     L = jnp.asarray(L)
     if not jnp.issubdtype(L.dtype, jnp.floating) or L.ndim == 0 or L.shape[-1] != 3:
-        raise ValueError(
-            f"fused_rigid_body: L is {L.dtype}{L.shape}, expected a float array of shape (..., 3)."
-        )
+        raise ValueError(f"fused_rigid_body: L is {L.dtype}{L.shape}, expected a float array of shape (..., 3).")
     if order not in (2, 4) or int(steps) < 0:
         raise ValueError(f"fused_rigid_body: order must be 2 or 4 and steps >= 0, got {order}, {steps}.")
     if fast_math and L.dtype != jnp.float32:
@@ -48,9 +46,7 @@ def fused_rigid_body(L, inertia, dt, *, steps: int, order: int = 2, fast_math: b
     dt = jnp.asarray(dt, L.dtype)
     if dt.shape != ():
         raise ValueError(f"fused_rigid_body: dt has shape {dt.shape}, expected ().")
-    return fused_rigid_body_p.bind(
-        L, inertia, dt, steps=int(steps), order=int(order), fast_math=bool(fast_math)
-    )
+    return fused_rigid_body_p.bind(L, inertia, dt, steps=int(steps), order=int(order), fast_math=bool(fast_math))
 
 
 # 3. abstract eval
