@@ -3,38 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from . import _validate as check
+from ._backend import use_triton
 from .codegen import reference
 from .compiler import Compiled, compile_hamiltonian
 from .frontend.trace import STATE_PTRS
-
-
-class Solution(NamedTuple):
-    """Saved states of a trajectory (a pytree). ``ts[k]`` is the time of ``states`` entry k (the initial
-    state first); ``energies`` is H at each saved state; ``casimirs`` the structure's Casimirs there
-    (so3: |L|^2; se3: (Gamma.Gamma, L.Gamma); canonical: None)."""
-
-    ts: Any
-    states: Any
-    energies: Any
-    casimirs: Any = None
-
-    @property
-    def casimir_error(self):
-        """Relative drift of each Casimir from its initial value (same layout as ``casimirs``)."""
-        return jax.tree.map(lambda c: jnp.abs(c - c[..., :1]) / jnp.abs(c[..., :1]), self.casimirs)
-
-    @property
-    def energy_error(self):
-        """Relative energy error |H(t) - H(0)| / |H(0)| at each saved time (time is the last axis of
-        ``energies``, also for a vmapped Solution)."""
-        e0 = self.energies[..., :1]
-        return jnp.abs(self.energies - e0) / jnp.maximum(jnp.abs(e0), jnp.finfo(self.energies.dtype).tiny)
+from .solution import Solution, casimirs
 
 
 def _parts(state, structure: str) -> tuple:
@@ -182,45 +160,6 @@ def _pack(parts, state, structure):
     return parts[0]
 
 
-BACKENDS = ("auto", "xla", "triton")
-
-
-def _fused_ok(comp: Compiled) -> str | None:
-    """None when the fused Triton kernel can run ``comp``, else the reason it cannot."""
-    from .integrators.base import Splitting
-    from .integrators.lie import RigidBodySplitting
-
-    if comp.structure == "so3" and isinstance(comp.method, RigidBodySplitting):
-        return None  # kernels/rigid_body.py
-    if comp.structure != "canonical" or not isinstance(comp.method, Splitting):
-        return "the fused kernel covers canonical splittings and the so3 rigid-body splitting"
-    try:
-        from .codegen import triton as tg
-
-        tg.generate(comp)
-    except (NotImplementedError, ImportError) as e:
-        return str(e)
-    return None
-
-
-def _use_triton(comp: Compiled, backend: str, fast_math: bool) -> bool:
-    from . import _compat
-
-    if backend not in BACKENDS:
-        raise ValueError(f"backend={backend!r} is not known; use one of {BACKENDS}")
-    if fast_math and backend == "xla":
-        raise ValueError("fast_math=True needs the Triton kernel; use backend='triton' or 'auto' on CUDA")
-    if backend == "xla":
-        return False
-    on_cuda = _compat.has_jax_triton() and jax.default_backend() == "gpu"
-    why = _fused_ok(comp) if on_cuda else "no CUDA GPU with jax-triton"
-    if backend == "triton" and why:
-        raise NotImplementedError(f"backend='triton' cannot run this program: {why}; use backend='xla'")
-    if fast_math and why:
-        raise ValueError(f"fast_math=True needs the fused Triton kernel, which cannot run here: {why}")
-    return why is None
-
-
 def integrate(H: Callable, state, *, dt, steps: int, method=None, structure="canonical",
               adjoint: str | None = None, reanchor: int | None = None, backend: str = "auto",
               fast_math: bool = False, precision=None):  # fmt: skip
@@ -257,7 +196,7 @@ def integrate(H: Callable, state, *, dt, steps: int, method=None, structure="can
     comp, parts, steps, dt = _prepare(H, state, dt, steps, method, structure, precision)
     if precision is not None and backend == "auto":
         backend = "xla"  # the fused kernel keeps one dtype
-    if _use_triton(comp, backend, fast_math):
+    if use_triton(comp, backend, fast_math):
         if comp.structure == "so3":  # the rigid-body splitting: one multi-step kernel
             from .primitives.fused_rigid_body import fused_rigid_body
 
@@ -287,7 +226,7 @@ def trajectory(H: Callable, state, *, dt, steps: int, save_every: int = 1, metho
     k = check.save_every(save_every, steps) if steps else 1
     if precision is not None and backend == "auto":
         backend = "xla"
-    fused = steps > 0 and comp.structure == "canonical" and _use_triton(comp, backend, fast_math)
+    fused = steps > 0 and comp.structure == "canonical" and use_triton(comp, backend, fast_math)
     if not fused:
         comp = _for_xla(comp)
     z0 = _initial(comp, parts, comp.consts)
@@ -312,13 +251,4 @@ def trajectory(H: Callable, state, *, dt, steps: int, save_every: int = 1, metho
 
     energies = jax.vmap(energy)(*saved)
     ts = jnp.arange(saved[0].shape[0], dtype=parts[0].dtype) * (k * dt)
-    return Solution(ts, _pack(saved, state, structure), energies, _casimirs(structure, saved))
-
-
-def _casimirs(structure: str, saved):
-    if structure == "so3":
-        return jnp.sum(saved[0] ** 2, axis=-1)
-    if structure == "se3":
-        L, G = saved
-        return (jnp.sum(G * G, axis=-1), jnp.sum(L * G, axis=-1))
-    return None
+    return Solution(ts, _pack(saved, state, structure), energies, casimirs(structure, saved))
