@@ -25,6 +25,31 @@ _CBRT2 = 2.0 ** (1.0 / 3.0)
 W1 = tl.constexpr(1.0 / (2.0 - _CBRT2))  # Yoshida outer sub-step
 W0 = tl.constexpr(-_CBRT2 / (2.0 - _CBRT2))  # Yoshida middle (backward) sub-step
 
+#: sin/cos modes of ``rotate_half``: libdevice (``tl.sin``/``tl.cos``), ``sin.approx``/``cos.approx``
+#: (float32), and libdevice's own quadrant-0 polynomials without range reduction (|x| <= pi/4 only).
+LIBDEVICE = tl.constexpr(0)
+FAST = tl.constexpr(1)
+POLY = tl.constexpr(2)
+
+#: libdevice's sin/cos kernels (``__nv_sinf``/``__nv_cosf`` and ``__cudart_sin_cos_coeffs`` of ``__nv_sin``/
+#: ``__nv_cos``), Horner in x^2, highest power first. For |x| <= pi/4 libdevice's reduction gives quadrant
+#: 0 and the argument unchanged, so ``_sincos_poly`` (the same fma sequence) returns libdevice's bits
+#: (float32: for normal x; libdevice float32 flushes subnormals, the polynomial keeps them).
+SIN_F32 = tuple(float.fromhex(h) for h in ("-0x1.9a82a6p-13", "0x1.110bc8p-7", "-0x1.55555p-3"))
+COS_F32 = tuple(float.fromhex(h) for h in ("0x1.9758p-16", "-0x1.6c0fdap-10", "0x1.555576p-5", "-0x1.fffffep-2"))
+SIN_F64 = tuple(float.fromhex(h) for h in ("0x1.5db65f9785ebap-33", "-0x1.ae5f12cb0d246p-26",
+                                           "0x1.71de369ace392p-19", "-0x1.a01a019db62a1p-13",
+                                           "0x1.1111111110818p-7", "-0x1.5555555555554p-3"))  # fmt: skip
+COS_F64 = tuple(float.fromhex(h) for h in ("-0x1.8ff8320fd8164p-37", "0x1.1eea7c1ef8528p-29",
+                                           "-0x1.27e4f8e06e6d9p-22", "0x1.a01a019ddbce9p-16",
+                                           "-0x1.6c16c16c15d47p-10", "0x1.5555555555551p-5", "-0x1p-1"))  # fmt: skip
+_S32, _C32, _S64, _C64 = (tl.constexpr(c) for c in (SIN_F32, COS_F32, SIN_F64, COS_F64))
+#: the POLY loop runs a chunk of CHUNK steps when max_block |L| * max |k| <= THETA_POLY (< pi/4 by 0.7%,
+#: room for |L|'s roundoff drift within a chunk), so every half-angle stays in libdevice's quadrant 0.
+CHUNK = tl.constexpr(64)
+THETA_POLY = 0.78
+_THETA2 = tl.constexpr(THETA_POLY * THETA_POLY)
+
 
 @triton.jit
 def _div(a, b):
@@ -36,13 +61,39 @@ def _div(a, b):
 
 
 @triton.jit
-def _sincos(x, FAST_MATH: tl.constexpr):
-    """(sin x, cos x): libdevice, or (FAST_MATH, float32 only) ``sin.approx.f32`` / ``cos.approx.f32``."""
-    if FAST_MATH:
+def _horner(x2, C: tl.constexpr):
+    """C[0] x2^(m-1) + ... + C[m-1] by fma (m = len(C) >= 2), constants in x2's dtype (``tl.fma`` would
+    round a bare Python float to float32)."""
+    p = tl.fma(x2, tl.full((), C[0], x2.dtype), tl.full((), C[1], x2.dtype))
+    for i in tl.static_range(2, len(C)):
+        p = tl.fma(p, x2, tl.full((), C[i], x2.dtype))
+    return p
+
+
+@triton.jit
+def _sincos_poly(x):
+    """(sin x, cos x) for |x| <= pi/4 (float32/float64): libdevice's quadrant-0 fma sequence, no reduction."""
+    x2 = x * x
+    if x.dtype == tl.float32:
+        s = tl.fma(_horner(x2, _S32), tl.fma(x2, x, 0.0), x)  # x + (x2 x) P(x2); fma(.., 0) keeps sin(-0) = -0
+        c = tl.fma(_horner(x2, _C32), x2, 1.0)
+    else:
+        s = tl.fma(tl.fma(_horner(x2, _S64), x2, 0.0), x, x)  # x + (x2 P(x2)) x
+        c = tl.fma(_horner(x2, _C64), x2, 1.0)
+    return s, c
+
+
+@triton.jit
+def _sincos(x, MODE: tl.constexpr):
+    """(sin x, cos x): libdevice (LIBDEVICE), ``sin.approx.f32``/``cos.approx.f32`` (FAST, float32 only), or
+    ``_sincos_poly`` (POLY, |x| <= pi/4 only)."""
+    if MODE == FAST:
         s = tl.inline_asm_elementwise("sin.approx.f32 $0, $1;", "=r,r", [x], dtype=tl.float32, is_pure=True,
                                       pack=1)  # fmt: skip
         c = tl.inline_asm_elementwise("cos.approx.f32 $0, $1;", "=r,r", [x], dtype=tl.float32, is_pure=True,
                                       pack=1)  # fmt: skip
+    elif MODE == POLY:
+        s, c = _sincos_poly(x)
     else:
         s = tl.sin(x)
         c = tl.cos(x)
@@ -50,13 +101,14 @@ def _sincos(x, FAST_MATH: tl.constexpr):
 
 
 @triton.jit
-def rotate_half(lj, lk, half, FAST_MATH: tl.constexpr):
+def rotate_half(lj, lk, half, MODE: tl.constexpr):
     """Rotate (lj, lk) by angle ``2 * half`` with the careful formula; returns the new (lj, lk).
 
     ``lj + ((c-1) lj - s lk)``, ``lk + (s lj + (c-1) lk)``, c-1 = -2 sh^2, s = 2 sh ch, (sh, ch) =
-    (sin, cos)(half). Tensors of one shape and dtype (float32 or float64; FAST_MATH needs float32).
+    (sin, cos)(half) by ``_sincos(half, MODE)`` (MODE False/LIBDEVICE, True/FAST or POLY). Tensors of one
+    shape and dtype (float32 or float64; FAST needs float32, POLY |half| <= pi/4).
     """
-    sh, ch = _sincos(half, FAST_MATH)
+    sh, ch = _sincos(half, MODE)
     cm1 = -2.0 * sh * sh
     s = 2.0 * sh * ch
     return lj + (cm1 * lj - s * lk), lk + (s * lj + cm1 * lk)
@@ -73,20 +125,40 @@ def rigid_body_strang_step(l0, l1, l2, dt, i0, i1, i2):
       dtype (dt the step, I_i > 0 the principal moments). Returns: (l0, l1, l2) after the step.
     """
     h = 0.5 * dt
-    l1, l2 = rotate_half(l1, l2, 0.5 * (-(h * l0) / i0), False)
-    l2, l0 = rotate_half(l2, l0, 0.5 * (-(h * l1) / i1), False)
-    l0, l1 = rotate_half(l0, l1, 0.5 * (-(dt * l2) / i2), False)
-    l2, l0 = rotate_half(l2, l0, 0.5 * (-(h * l1) / i1), False)
-    l1, l2 = rotate_half(l1, l2, 0.5 * (-(h * l0) / i0), False)
+    l1, l2 = rotate_half(l1, l2, 0.5 * (-(h * l0) / i0), LIBDEVICE)
+    l2, l0 = rotate_half(l2, l0, 0.5 * (-(h * l1) / i1), LIBDEVICE)
+    l0, l1 = rotate_half(l0, l1, 0.5 * (-(dt * l2) / i2), LIBDEVICE)
+    l2, l0 = rotate_half(l2, l0, 0.5 * (-(h * l1) / i1), LIBDEVICE)
+    l1, l2 = rotate_half(l1, l2, 0.5 * (-(h * l0) / i0), LIBDEVICE)
     return l0, l1, l2
 
 
 @triton.jit
-def _strang_inner(l0, l1, l2, k1, k2, FAST_MATH: tl.constexpr):
+def _strang_inner(l0, l1, l2, k1, k2, MODE: tl.constexpr):
     """R2(tau/2) R3(tau) R2(tau/2), the Strang step less its R1 ends; k1 = -(tau/4)/I_1, k2 = -(tau/2)/I_2."""
-    l2, l0 = rotate_half(l2, l0, l1 * k1, FAST_MATH)
-    l0, l1 = rotate_half(l0, l1, l2 * k2, FAST_MATH)
-    l2, l0 = rotate_half(l2, l0, l1 * k1, FAST_MATH)
+    l2, l0 = rotate_half(l2, l0, l1 * k1, MODE)
+    l0, l1 = rotate_half(l0, l1, l2 * k2, MODE)
+    l2, l0 = rotate_half(l2, l0, l1 * k1, MODE)
+    return l0, l1, l2
+
+
+@triton.jit
+def _steps(l0, l1, l2, start, stop, n_steps, ks, ORDER: tl.constexpr, MODE: tl.constexpr):
+    """Steps ``start <= step < stop`` of ``rigid_body_kernel``'s loop (each ends with its merged R1).
+
+    ks: ORDER 2: (k0_end, k0_mid, k1, k2); ORDER 4: (k0_end, k0_step, k0_in, k1o, k2o, k1m, k2m).
+    """
+    for step in range(start, stop):
+        if ORDER == 2:
+            l0, l1, l2 = _strang_inner(l0, l1, l2, ks[2], ks[3], MODE)
+        else:
+            l0, l1, l2 = _strang_inner(l0, l1, l2, ks[3], ks[4], MODE)
+            l1, l2 = rotate_half(l1, l2, l0 * ks[2], MODE)
+            l0, l1, l2 = _strang_inner(l0, l1, l2, ks[5], ks[6], MODE)
+            l1, l2 = rotate_half(l1, l2, l0 * ks[2], MODE)
+            l0, l1, l2 = _strang_inner(l0, l1, l2, ks[3], ks[4], MODE)
+        k0 = tl.where(step == n_steps - 1, ks[0], ks[1])
+        l1, l2 = rotate_half(l1, l2, l0 * k0, MODE)
     return l0, l1, l2
 
 
@@ -102,6 +174,9 @@ def rigid_body_kernel(l_ptr, inertia_ptr, dt_ptr, n, n_steps, out_ptr, ORDER: tl
     n: int32 number of systems, n >= 1, 3*n < 2**31. n_steps: int >= 0 (0 copies L).
     Grid: ``(cdiv(n, BLOCK),)``, loads and stores masked by ``i < n``. ORDER: 2 or 4. FAST_MATH: float32
       only, sin/cos by ``sin.approx.f32`` / ``cos.approx.f32``. BLOCK: power-of-two constexpr.
+    Precise mode runs CHUNK steps at a time: with POLY sin/cos (libdevice's bits, no range reduction) when
+    the block's largest possible half-angle max|L| max|k| is <= THETA_POLY (a block-uniform branch), else
+    with libdevice.
     """
     rows = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     mask = rows < n
@@ -116,12 +191,8 @@ def rigid_body_kernel(l_ptr, inertia_ptr, dt_ptr, n, n_steps, out_ptr, ORDER: tl
         k0_mid = _div(-0.5 * dt, i0)  # R1(dt/2) R1(dt/2) merged between steps
         k1 = _div(-0.25 * dt, i1)
         k2 = _div(-0.5 * dt, i2)
-        if n_steps > 0:
-            l1, l2 = rotate_half(l1, l2, l0 * k0_end, FAST_MATH)
-        for step in range(n_steps):
-            l0, l1, l2 = _strang_inner(l0, l1, l2, k1, k2, FAST_MATH)
-            k0 = tl.where(step == n_steps - 1, k0_end, k0_mid)
-            l1, l2 = rotate_half(l1, l2, l0 * k0, FAST_MATH)
+        ks = (k0_end, k0_mid, k1, k2)
+        kmax = tl.maximum(tl.maximum(tl.abs(k0_mid), tl.abs(k1)), tl.abs(k2))
     else:
         tl.static_assert(ORDER == 4, "ORDER must be 2 or 4")
         k0_end = _div((-0.25 * W1) * dt, i0)  # R1(w1 dt/2): first and last
@@ -131,16 +202,24 @@ def rigid_body_kernel(l_ptr, inertia_ptr, dt_ptr, n, n_steps, out_ptr, ORDER: tl
         k2o = _div((-0.5 * W1) * dt, i2)
         k1m = _div((-0.25 * W0) * dt, i1)
         k2m = _div((-0.5 * W0) * dt, i2)
+        ks = (k0_end, k0_step, k0_in, k1o, k2o, k1m, k2m)
+        kmax = tl.maximum(tl.maximum(tl.maximum(tl.abs(k0_step), tl.abs(k0_in)), tl.abs(k1o)),
+                          tl.maximum(tl.maximum(tl.abs(k2o), tl.abs(k1m)), tl.abs(k2m)))  # fmt: skip
+    if FAST_MATH:
         if n_steps > 0:
-            l1, l2 = rotate_half(l1, l2, l0 * k0_end, FAST_MATH)
-        for step in range(n_steps):
-            l0, l1, l2 = _strang_inner(l0, l1, l2, k1o, k2o, FAST_MATH)
-            l1, l2 = rotate_half(l1, l2, l0 * k0_in, FAST_MATH)
-            l0, l1, l2 = _strang_inner(l0, l1, l2, k1m, k2m, FAST_MATH)
-            l1, l2 = rotate_half(l1, l2, l0 * k0_in, FAST_MATH)
-            l0, l1, l2 = _strang_inner(l0, l1, l2, k1o, k2o, FAST_MATH)
-            k0 = tl.where(step == n_steps - 1, k0_end, k0_step)
-            l1, l2 = rotate_half(l1, l2, l0 * k0, FAST_MATH)
+            l1, l2 = rotate_half(l1, l2, l0 * k0_end, FAST)
+        l0, l1, l2 = _steps(l0, l1, l2, 0, n_steps, n_steps, ks, ORDER, FAST)
+    else:
+        if n_steps > 0:
+            l1, l2 = rotate_half(l1, l2, l0 * k0_end, LIBDEVICE)
+        for start in range(0, n_steps, CHUNK):
+            stop = tl.minimum(start + CHUNK, n_steps)
+            # |L_i| <= |L|, and rotations keep |L| to roundoff: one block-uniform test per chunk.
+            norm2 = tl.max(tl.where(mask, l0 * l0 + l1 * l1 + l2 * l2, 0.0), axis=0)
+            if norm2 * (kmax * kmax) <= tl.full((), _THETA2, norm2.dtype):
+                l0, l1, l2 = _steps(l0, l1, l2, start, stop, n_steps, ks, ORDER, POLY)
+            else:
+                l0, l1, l2 = _steps(l0, l1, l2, start, stop, n_steps, ks, ORDER, LIBDEVICE)
     store3(out_ptr, rows, mask, l0, l1, l2)
 
 
@@ -161,9 +240,7 @@ def rigid_body_call(call, L, inertia, dt, *, steps, order=2, fast_math=False, bl
         raise ValueError(f"rigid_body_call: L has shape {tuple(L.shape)}, expected non-empty (..., 3).")
     for name, x, size in (("inertia", inertia, 3), ("dt", dt, 1)):
         if x.dtype != L.dtype or numel(x.shape) != size or len(x.shape) > 1:
-            raise ValueError(
-                f"rigid_body_call: {name} is {x.dtype}{tuple(x.shape)}, expected {size} {L.dtype}."
-            )
+            raise ValueError(f"rigid_body_call: {name} is {x.dtype}{tuple(x.shape)}, expected {size} {L.dtype}.")
     if order not in (2, 4) or int(steps) < 0:
         raise ValueError(f"rigid_body_call: order must be 2 or 4 and steps >= 0, got {order}, {steps}.")
     if fast_math and str(L.dtype) != "float32":

@@ -82,9 +82,7 @@ def compile_kernel(fn, dtype, **constexprs):
     key = (fn.__name__, dtype, tuple(sorted(constexprs.items())))
     if key not in _CACHE:
         ty = {"float32": "fp32", "float64": "fp64"}[dtype]
-        sig = {
-            a: f"*{ty}" if a.endswith("_ptr") else "constexpr" if a.isupper() else "i32" for a in fn.arg_names
-        }
+        sig = {a: f"*{ty}" if a.endswith("_ptr") else "constexpr" if a.isupper() else "i32" for a in fn.arg_names}
         src = ASTSource(fn=fn, signature=sig, constexprs=constexprs)
         opts = {"num_warps": NUM_WARPS}
         _CACHE[key] = triton.compile(src, target=GPUTarget("cuda", 90, 32), options=opts).asm
@@ -144,6 +142,220 @@ def test_device_function_inlines(dtype):
     assert calls(ptx) == []
 
 
+# ---------------------------------------------------------------- POLY sin/cos (libdevice's polynomials, CPU)
+def _two_sum(a, b):
+    s = a + b
+    bp = s - a
+    return s, (a - (s - bp)) + (b - bp)
+
+
+def _round_odd(s, e):
+    """The exact s + e (s = RN(s + e)) rounded to odd in float64."""
+    even = (s.view(np.int64) & 1) == 0
+    return np.where((e != 0) & even, np.nextafter(s, np.where(e > 0, np.inf, -np.inf)), s)
+
+
+def fma32(a, b, c):
+    """Correctly rounded float32 fma: a*b is exact in float64, the sum rounded to odd, then to float32."""
+    a, b, c = np.broadcast_arrays(*(np.asarray(v, np.float32).astype(np.float64) for v in (a, b, c)))
+    return _round_odd(*_two_sum(a * b, c)).astype(np.float32)
+
+
+def _two_prod(a, b):
+    def split(x):
+        t = x * 134217729.0
+        hi = t - (t - x)
+        return hi, x - hi
+
+    (ah, al), (bh, bl) = split(a), split(b)
+    p = a * b
+    return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
+
+
+def fma64(a, b, c):
+    """Correctly rounded float64 fma (Boldo-Melquiond: RN(th + RO(tl + ul)), uh+ul = ab, th+tl = c+uh)."""
+    a, b, c = np.broadcast_arrays(*(np.asarray(v, np.float64) for v in (a, b, c)))
+    uh, ul = _two_prod(a, b)
+    th, tl_ = _two_sum(c, uh)
+    z = th + _round_odd(*_two_sum(tl_, ul))
+    return np.where((uh == 0) & (c == 0), uh + c, z)  # signed zeros
+
+
+def _horner(x2, C, fma):
+    p = fma(x2, C[0], C[1])
+    for c in C[2:]:
+        p = fma(p, x2, c)
+    return p
+
+
+def np_sincos_poly(x):
+    """numpy transcription of ``RB._sincos_poly`` (same coefficient tuples, same fma sequence)."""
+    if x.dtype == np.float32:
+        x2 = x * x
+        s = fma32(_horner(x2, RB.SIN_F32, fma32), fma32(x2, x, 0.0), x)
+        return s, fma32(_horner(x2, RB.COS_F32, fma32), x2, 1.0)
+    x2 = x * x
+    s = fma64(fma64(_horner(x2, RB.SIN_F64, fma64), x2, 0.0), x, x)
+    return s, fma64(_horner(x2, RB.COS_F64, fma64), x2, 1.0)
+
+
+def ulp_error(got, ref, dtype):
+    """|got - ref| in ulps of dtype at ref (ref in a wider type; the smaller ulp just below a power of 2)."""
+    r = np.abs(ref).astype(dtype)
+    sp = np.where(np.abs(ref) < r, np.spacing(np.nextafter(r, dtype(0))), np.spacing(r)).astype(ref.dtype)
+    return np.abs(got.astype(ref.dtype) - ref) / sp
+
+
+def test_fma_emulation_is_exact():
+    from fractions import Fraction
+
+    rng = rng_for("fma")
+    a, b = (rng.uniform(-1, 1, 600) * 2.0 ** rng.integers(-30, 3, 600) for _ in range(2))
+    c = rng.uniform(-1, 1, 600) * 2.0 ** rng.integers(-60, 3, 600)
+    c[:200] = -(a[:200] * b[:200])  # cancellation: the result is the product's rounding error
+    exact = [Fraction(x) * Fraction(y) + Fraction(z) for x, y, z in zip(a, b, c, strict=True)]
+    np.testing.assert_array_equal(fma64(a, b, c), [float(e) for e in exact])
+    a, b, c = a.astype(np.float32), b.astype(np.float32), c.astype(np.float32)
+    c[:200] = -(a[:200].astype(np.float64) * b[:200]).astype(np.float32)
+    exact = np.array(
+        [Fraction(float(x)) * Fraction(float(y)) + Fraction(float(z)) for x, y, z in zip(a, b, c, strict=True)]
+    )
+    got = fma32(a, b, c)
+    lo = np.nextafter(got, np.float32(-np.inf)).astype(np.float64)
+    hi = np.nextafter(got, np.float32(np.inf)).astype(np.float64)
+    g = got.astype(np.float64)
+    for e, gi, l, h in zip(exact, g, lo, hi, strict=True):  # got is the nearest float32 (ties: even)
+        d = abs(e - Fraction(gi))
+        assert d <= abs(e - Fraction(l)) and d <= abs(e - Fraction(h))
+
+
+def _poly_grid(dtype, n, hi):
+    rng = rng_for("poly", dtype)
+    fi = np.finfo(dtype)
+    tiny, sub = float(fi.tiny), float(fi.smallest_subnormal)
+    edges = [hi, np.pi / 4, RB.THETA_POLY, 0.5, 1e-4, tiny, sub]
+    logs = np.exp(rng.uniform(np.log(tiny), np.log(hi), n // 4))
+    x = np.concatenate([rng.uniform(0, hi, n), logs, edges]).astype(dtype)
+    x = np.concatenate([x, np.nextafter(x, dtype(np.inf)), np.nextafter(x, dtype(0))])
+    return np.concatenate([x, -x])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_poly_sincos_accuracy(dtype):
+    dt = np.dtype(dtype).type
+    x = _poly_grid(dt, 400_000 if dtype == "float32" else 100_000, 0.8)  # pi/4 and the POLY bound, margin
+    s, c = np_sincos_poly(x)
+    ref = x.astype(np.float64 if dtype == "float32" else np.longdouble)
+    es, ec = ulp_error(s, np.sin(ref), dt), ulp_error(c, np.cos(ref), dt)
+    # libdevice's own polynomials: measured max sin 0.94 / cos 1.16 ulp (float32, also exhaustively on
+    # [2^-10, pi/4]), 0.80 / 0.86 ulp (float64).
+    bound = 1.2 if dtype == "float32" else 0.9
+    assert es.max() <= bound and ec.max() <= bound, (es.max(), ec.max())
+    # exact symmetry, sin(+-0) = +-0 and sin(x) = x for tiny x (subnormals kept), cos(0) = 1
+    sn, cn = np_sincos_poly(-x)
+    np.testing.assert_array_equal(sn, -s)
+    np.testing.assert_array_equal(cn, c)
+    z = np.array([0.0, -0.0, np.finfo(dt).smallest_subnormal, np.finfo(dt).tiny], dt)
+    sz, cz = np_sincos_poly(z)
+    assert np.array_equal(sz, z) and np.array_equal(np.signbit(sz), np.signbit(z)) and np.all(cz == 1)
+
+
+@triton.jit
+def _libdevice_kernel(x_ptr, s_ptr, c_ptr, BLOCK: tl.constexpr):
+    """Test-only: libdevice sin and cos, for their PTX."""
+    o = tl.arange(0, BLOCK)
+    x = tl.load(x_ptr + o)
+    tl.store(s_ptr + o, tl.sin(x))
+    tl.store(c_ptr + o, tl.cos(x))
+
+
+def _hex(v, dtype):
+    import struct
+
+    if dtype == "float32":
+        return "0f{:08X}".format(*struct.unpack(">I", struct.pack(">f", v)))
+    return "0d" + struct.pack(">d", v).hex().upper()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_poly_coefficients_are_libdevices(dtype):
+    """POLY is libdevice's quadrant-0 sin/cos kernel: same coefficients (libdevice's PTX), and THETA_POLY
+    stays inside quadrant 0 of libdevice's reduction (j = rint(x * 2/pi) = 0, the argument unchanged)."""
+    import struct
+
+    ptx = compile_kernel(_libdevice_kernel, dtype, BLOCK=BLOCK)["ptx"]
+    if dtype == "float32":
+        coefs = RB.SIN_F32 + RB.COS_F32
+        assert all(np.float32(v) == v for v in coefs)
+        assert all(_hex(v, dtype) in ptx for v in coefs)
+        two_over_pi = np.float32(struct.unpack(">f", bytes.fromhex("3F22F983"))[0])
+        edge = np.float32(RB.THETA_POLY) * np.float32(1.005)  # + roundoff drift of |L| in a chunk
+    else:
+        table = re.search(r"__cudart_sin_cos_coeffs\[128\] = \{([\d, ]+)\}", ptx).group(1)
+        table = struct.unpack("<16d", bytes(int(b) for b in table.split(",")))
+        # sin: Horner from the selected leading coefficient, then table[1:7] (table[6] = 0: x2 P(x2));
+        # cos: table[8:15] (its leading one also selected), then fma(., x2, 1.0) with table[15] = 1.0.
+        assert RB.SIN_F64 == table[:6] and table[6] == 0.0 and RB.COS_F64 == table[8:15] and table[15] == 1
+        assert _hex(RB.SIN_F64[0], dtype) in ptx and _hex(RB.COS_F64[0], dtype) in ptx
+        two_over_pi = struct.unpack(">d", bytes.fromhex("3FE45F306DC9C883"))[0]
+        edge = RB.THETA_POLY * 1.005
+    assert edge * two_over_pi <= 0.5
+
+
+def _rotations_per_step(order):
+    return 4 if order == 2 else 12
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("order", [2, 4])
+def test_precise_kernel_has_block_uniform_poly_branch(dtype, order):
+    ptx = re.sub(r"//.*", "", compile_kernel(RB.rigid_body_kernel, dtype, ORDER=order, FAST_MATH=False,
+                                             BLOCK=BLOCK)["ptx"])  # fmt: skip
+    f = "f32" if dtype == "float32" else "f64"
+    S, C = (RB.SIN_F32, RB.COS_F32) if dtype == "float32" else (RB.SIN_F64, RB.COS_F64)
+    # the POLY loop: every rotation's sin and cos by fma with the coefficients as immediates, full precision
+    lead = rf"fma\.rn\.{f}\s+%\w+, %\w+, {_hex(S[0], dtype)}, {_hex(S[1], dtype)};"
+    assert len(re.findall(lead, ptx)) == _rotations_per_step(order)
+    lead = rf"fma\.rn\.{f}\s+%\w+, %\w+, {_hex(C[0], dtype)}, {_hex(C[1], dtype)};"
+    assert len(re.findall(lead, ptx)) == _rotations_per_step(order)
+    for v in S[2:] + C[2:]:
+        assert re.search(rf"fma\.rn\.{f}\s+%\w+, %\w+, %\w+, {_hex(v, dtype)};", ptx), v
+    # one block-wide max (warp shuffles + shared memory) per chunk, then a real branch on the scalar test
+    assert "bar.sync" in ptx and "shfl.sync.bfly" in ptx
+    theta2 = _hex(float(np.dtype(dtype).type(RB.THETA_POLY * RB.THETA_POLY)), dtype)
+    m = re.search(rf"setp\.gtu\.{f}\s+(%p\d+), %\w+, {theta2};", ptx)
+    assert m and re.search(rf"@{m.group(1)} bra\s", ptx)
+    # the libdevice loop is still there (fallback for large angles), with its range reduction
+    assert "cvt.rni" in ptx
+
+
+def test_fast_math_has_no_poly():
+    for order in (2, 4):
+        ptx = compile_kernel(RB.rigid_body_kernel, "float32", ORDER=order, FAST_MATH=True, BLOCK=BLOCK)["ptx"]
+        assert _hex(RB.SIN_F32[0], "float32") not in ptx and "bar.sync" not in ptx
+
+
+@triton.jit
+def _sincos_paths_kernel(x_ptr, n, out_ptr, BLOCK: tl.constexpr):
+    """Test-only: out[k*n + i] = (POLY sin, POLY cos, libdevice sin, libdevice cos)[k] of x[i]."""
+    o = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    m = o < n
+    x = tl.load(x_ptr + o, mask=m)
+    ps, pc = RB._sincos(x, RB.POLY)
+    ls, lc = RB._sincos(x, RB.LIBDEVICE)
+    tl.store(out_ptr + o, ps, mask=m)
+    tl.store(out_ptr + n + o, pc, mask=m)
+    tl.store(out_ptr + 2 * n + o, ls, mask=m)
+    tl.store(out_ptr + 3 * n + o, lc, mask=m)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_sincos_paths_kernel_compiles(dtype):
+    ptx = compile_kernel(_sincos_paths_kernel, dtype, BLOCK=BLOCK)["ptx"]
+    S = RB.SIN_F32 if dtype == "float32" else RB.SIN_F64
+    assert f"{_hex(S[0], dtype)}, {_hex(S[1], dtype)};" in ptx and "cvt.rni" in ptx
+
+
 def test_registered_and_imports_only_triton():
     assert kernels.KERNELS["rigid_body_kernel"] is RB.rigid_body_kernel
     tree = ast.parse(pathlib.Path(RB.__file__).read_text())
@@ -166,9 +378,7 @@ def _record(*args, **kw):
 @pytest.mark.parametrize("n", [1, 7, 4097])
 def test_launcher_passes_scalars_grid_and_constexprs(n):
     L, i3, dt = _Spec((n, 3), "float32"), _Spec((3,), "float32"), _Spec((), "float32")
-    args, kw = RB.rigid_body_call(
-        _record, L, i3, dt, steps=10, order=4, fast_math=True, block=64, num_warps=2
-    )
+    args, kw = RB.rigid_body_call(_record, L, i3, dt, steps=10, order=4, fast_math=True, block=64, num_warps=2)
     assert args[3:] == (n, 10) and kw["kernel"] is RB.rigid_body_kernel and kw["out_shape"] is L
     assert kw["grid"]({"BLOCK": 64}) == (-(-n // 64),)
     assert (kw["ORDER"], kw["FAST_MATH"], kw["BLOCK"], kw["num_warps"]) == (4, True, 64, 2)
@@ -275,9 +485,7 @@ def test_kernel_matches_reference_gpu(dtype, order, n):
         L = jnp.asarray(L0)
         inertia, dtv = jnp.asarray(INERTIA, dtype), jnp.asarray(dt, dtype)
         kw = dict(steps=steps, order=order)
-        call = jax.jit(
-            lambda L: RB.rigid_body_call(_compat.triton_call, L, inertia, dtv, zeroed_outputs=(0,), **kw)
-        )
+        call = jax.jit(lambda L: RB.rigid_body_call(_compat.triton_call, L, inertia, dtv, zeroed_outputs=(0,), **kw))
         prim = jax.jit(lambda L: fused_rigid_body(L, inertia, dtv, steps=steps, order=order))
         rtol = 1e-5 if dtype == "float32" else 1e-12
         for out in (call(L), prim(L)):
@@ -288,13 +496,58 @@ def test_kernel_matches_reference_gpu(dtype, order, n):
             drift = np.abs(np.sum(out**2, 1) - np.sum(L0.astype(np.float64) ** 2, 1)) / norm[:, 0] ** 2
             assert np.max(drift) <= (2e-5 if dtype == "float32" else 1e-13)
         if dtype == "float32":
-            fast = jax.jit(
-                lambda L: fused_rigid_body(L, inertia, dtv, steps=steps, order=order, fast_math=True)
-            )
+            fast = jax.jit(lambda L: fused_rigid_body(L, inertia, dtv, steps=steps, order=order, fast_math=True))
             out = np.asarray(fast(L), np.float64)
             assert np.all(np.abs(out - ref) <= 2e-3 * norm), np.max(np.abs(out - ref) / norm)
             drift = np.abs(np.sum(out**2, 1) - np.sum(L0.astype(np.float64) ** 2, 1)) / norm[:, 0] ** 2
             assert np.max(drift) <= 1e-4
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_poly_sincos_is_libdevice_bitwise_gpu(dtype):
+    """On |x| <= THETA_POLY (normal x), POLY sin/cos == libdevice's bits == the numpy transcription."""
+    dt = np.dtype(dtype).type
+    x = _poly_grid(dt, 200_000, RB.THETA_POLY)
+    x = x[np.abs(x) <= dt(RB.THETA_POLY)]
+    n = x.size
+    with jax.enable_x64(dtype == "float64"):
+        spec = jax.ShapeDtypeStruct((4 * n,), x.dtype)
+        grid = (-(-n // BLOCK),)
+        kw = dict(kernel=_sincos_paths_kernel, out_shape=spec, grid=grid, BLOCK=BLOCK, num_warps=NUM_WARPS)
+        out = jax.jit(lambda x: _compat.triton_call(x, n, **kw))
+        ps, pc, ls, lc = np.asarray(out(jnp.asarray(x))).reshape(4, n)
+    ns, nc = np_sincos_poly(x)
+    np.testing.assert_array_equal(ps.view(np.uint8), ns.view(np.uint8))
+    np.testing.assert_array_equal(pc.view(np.uint8), nc.view(np.uint8))
+    normal = (np.abs(x) >= np.finfo(dt).tiny) | (x == 0)  # libdevice float32 flushes subnormals
+    np.testing.assert_array_equal(ps[normal].view(np.uint8), ls[normal].view(np.uint8))
+    np.testing.assert_array_equal(pc[normal].view(np.uint8), lc[normal].view(np.uint8))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("order", [2, 4])
+def test_large_angle_block_takes_libdevice_gpu(dtype, order):
+    """Block 1 = block 0's bodies plus one large-angle body: it runs libdevice, block 0 POLY; the other
+    bodies agree bitwise and match the reference; 150 steps cross chunk boundaries (CHUNK = 64)."""
+    steps, dt = 150, 0.01
+    with jax.enable_x64(dtype == "float64"):
+        L0 = bodies(rng_for("paths", dtype, order), BLOCK).astype(dtype)
+        big = L0.copy()
+        big[5] *= 200.0  # |L| dt / (2 min I) > THETA_POLY
+        Lnp = np.concatenate([L0, big])
+        inertia, dtv = jnp.asarray(INERTIA, dtype), jnp.asarray(dt, dtype)
+        run = jax.jit(lambda L: RB.rigid_body_call(_compat.triton_call, L, inertia, dtv, steps=steps, order=order,
+                                                   block=BLOCK, num_warps=NUM_WARPS, zeroed_outputs=(0,)))  # fmt: skip
+        out = np.asarray(run(jnp.asarray(Lnp)), np.float64)
+    keep = np.arange(BLOCK) != 5
+    np.testing.assert_array_equal(out[BLOCK:][keep], out[:BLOCK][keep])
+    ref = np_run(L0.astype(np.float64), float(np.asarray(dt, dtype)), steps, order)
+    norm = np.linalg.norm(ref, axis=1, keepdims=True)
+    assert np.all(np.abs(out[:BLOCK] - ref) <= (1e-5 if dtype == "float32" else 1e-12) * norm)
+    n0, n1 = np.sum(big[5].astype(np.float64) ** 2), np.sum(out[BLOCK + 5] ** 2)
+    assert abs(n1 - n0) <= (2e-5 if dtype == "float32" else 1e-13) * n0
 
 
 @pytest.mark.gpu
@@ -335,7 +588,10 @@ def test_integrate_so3_auto_uses_the_rigid_body_kernel_on_gpu():
     I = jnp.array([1.0, 2.0, 3.0], jnp.float32)
     H = lambda L: 0.5 * jnp.sum(L**2 / I)
     L = jax.random.normal(jax.random.key(0), (4097, 3), jnp.float32)
-    run = lambda backend: jax.jit(jax.vmap(lambda L: tpjax.integrate(H, L, dt=0.01, steps=200, structure="so3",
-                                                                     method="rigid_body", backend=backend)))  # fmt: skip
+
+    def run(backend):
+        f = lambda L: tpjax.integrate(H, L, dt=0.01, steps=200, structure="so3", method="rigid_body", backend=backend)
+        return jax.jit(jax.vmap(f))
+
     assert "tp_fused_rigid_body" in str(jax.make_jaxpr(run("auto"))(L))
     assert float(jnp.max(jnp.abs(run("auto")(L) - run("xla")(L)))) < 1e-4
