@@ -1,4 +1,4 @@
-"""Gradient of a long run through each adjoint of `tpjax.adjoint.solve`: peak memory and wall time.
+"""Gradient of a long `tpjax.integrate` run through each adjoint: peak memory and wall time.
 
 An ensemble of N pendulums (H = p^2/2 - k cos q, float32, leapfrog), loss = sum(q_N^2), gradient with respect
 to (z0, params, dt). For steps in STEPS and each adjoint it prints, as a markdown table: the peak memory of
@@ -17,28 +17,18 @@ import time
 import jax
 import jax.numpy as jnp
 
-from tpjax.adjoint import ADJOINTS, solve
+import tpjax
+from tpjax.adjoint import ADJOINTS
 
 STEPS = (100, 1_000, 10_000)
 
 
-def make_step():
-    """The one-step map being benchmarked: (params, (q, p), dt) -> (q, p). Swap in tpjax's step here."""
-
-    def step(params, z, dt):
-        q, p = z
-        p = p - 0.5 * dt * params["k"] * jnp.sin(q)
-        q = q + dt * p
-        return q, p - 0.5 * dt * params["k"] * jnp.sin(q)
-
-    return step
-
-
 def make_loss(steps, adjoint):
-    step = make_step()
+    """loss(z0, params, dt) = sum(q_N^2) after ``steps`` steps of tpjax.integrate (leapfrog, XLA path)."""
 
     def loss(z0, params, dt):
-        q, _ = solve(step, z0, dt, params, steps=steps, adjoint=adjoint)
+        H = lambda q, p: jnp.sum(0.5 * p**2 - params["k"] * jnp.cos(q))
+        q, _ = tpjax.integrate(H, z0, dt=dt, steps=steps, adjoint=adjoint, backend="xla")
         return jnp.sum(q**2)
 
     return loss

@@ -542,7 +542,10 @@ def test_large_angle_block_takes_libdevice_gpu(dtype, order):
                                                    block=BLOCK, num_warps=NUM_WARPS, zeroed_outputs=(0,)))  # fmt: skip
         out = np.asarray(run(jnp.asarray(Lnp)), np.float64)
     keep = np.arange(BLOCK) != 5
-    np.testing.assert_array_equal(out[BLOCK:][keep], out[:BLOCK][keep])
+    # the libdevice-path block and the polynomial-path block agree to roundoff (measured on the H100:
+    # 7e-7 in float32, 2e-15 in float64 after the test's steps; the two loops are compiled separately)
+    tol = 1e-5 if dtype == "float32" else 1e-13
+    np.testing.assert_allclose(out[BLOCK:][keep], out[:BLOCK][keep], rtol=0, atol=tol)
     ref = np_run(L0.astype(np.float64), float(np.asarray(dt, dtype)), steps, order)
     norm = np.linalg.norm(ref, axis=1, keepdims=True)
     assert np.all(np.abs(out[:BLOCK] - ref) <= (1e-5 if dtype == "float32" else 1e-12) * norm)
