@@ -88,17 +88,17 @@ def _stepper(comp: Compiled):
 
         return step, params
     if isinstance(comp.method, RigidBodySplitting):
-        from .integrators.rigid_body import inertia_from_hamiltonian, rigid_body_order4, rigid_body_strang
+        from .integrators import rigid_body as rb
+        from .integrators import rigid_body_compensated as rbc
 
         consts = comp.consts
         energy = lambda L: reference.run(comp.energy, _inputs(comp, (L,), consts))["ptr_E"]
-        inertia = inertia_from_hamiltonian(energy, comp.traced.avals[0].dtype)
-        rb = rigid_body_order4 if comp.method.order == 4 else rigid_body_strang
-
-        def step(params, z, dt):
-            return (rb(z[0], dt, params[-1]),)
-
-        return step, params + (inertia,)
+        inertia = rb.inertia_from_hamiltonian(energy, comp.traced.avals[0].dtype)
+        if _compensated(comp):  # z = (L, e): Kahan/TwoSum-compensated rotations
+            f = rbc.rigid_body_order4_compensated if comp.method.order == 4 else rbc.rigid_body_strang_compensated
+            return (lambda params, z, dt: f(z[0], z[1], dt, params[-1])), params + (inertia,)
+        f = rb.rigid_body_order4 if comp.method.order == 4 else rb.rigid_body_strang
+        return (lambda params, z, dt: (f(z[0], dt, params[-1]),)), params + (inertia,)
 
     def step(params, z, dt):
         inputs = _inputs(comp, z[:n], params)
@@ -107,6 +107,10 @@ def _stepper(comp: Compiled):
         return tuple(out[p] for p in ptrs + comp.carried)
 
     return step, params
+
+
+def _compensated(comp: Compiled) -> bool:
+    return comp.precision is not None and comp.precision.compensated
 
 
 def _check_converged(comp: Compiled, z, dt) -> None:
@@ -122,8 +126,12 @@ def _check_converged(comp: Compiled, z, dt) -> None:
 
 def _initial(comp: Compiled, parts, consts) -> tuple:
     """The loop state: the state parts, then each carried register (FSAL force, Kahan compensations)."""
+    from .integrators.lie import RigidBodySplitting
+
     by_ptr = dict(zip(STATE_PTRS[comp.structure], parts, strict=True))
     z = tuple(parts)
+    if isinstance(comp.method, RigidBodySplitting) and _compensated(comp):
+        return z + (jnp.zeros_like(parts[0]),)  # the compensation of L
     for ptr in comp.carried:
         if ptr == "ptr_force":
             z = z + (reference.run(comp.prologue, _inputs(comp, parts, consts))["ptr_force"],)

@@ -32,6 +32,7 @@ class Compiled:
     method: AbstractIntegrator
     structure: str
     pipeline: tuple = PIPELINE
+    precision: object = None  # the tpjax.Precision policy it was compiled with, if any
 
     @property
     def consts(self) -> list:
@@ -131,4 +132,4 @@ def compile_hamiltonian(H, parts, method: AbstractIntegrator, structure: str, *,
     pro = fsal_prologue(source) if any(n == "fsal" for n, _ in pipeline) else None
     if pro is not None:
         pro = optimize(pro, tuple((n, f) for n, f in pipeline if n != "fsal"), report=False)
-    return Compiled(step, source, pro, energy_program(tr), tr, method, structure, tuple(pipeline))
+    return Compiled(step, source, pro, energy_program(tr), tr, method, structure, tuple(pipeline), precision)
