@@ -4,12 +4,12 @@
 grad; ``compile`` shows the TP-IR program. See README.md and DESIGN notes.
 """
 
-from .solution import Solution as Solution
 from .api import compile as compile  # noqa: A004
 from .api import integrate as integrate
 from .api import trajectory as trajectory
 from .compiler import Compiled as Compiled
 from .integrators import METHODS as METHODS
 from .precision import Precision as Precision
+from .solution import Solution as Solution
 
 __version__ = "0.1.0"
