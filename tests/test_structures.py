@@ -87,3 +87,17 @@ def test_rigid_body_casimir_over_1e6_steps_with_compensation():
     plain = tpjax.integrate(rigid, L0, dt=1e-3, steps=1000, structure="so3", method="rigid_body")
     comp = tpjax.integrate(rigid, L0, dt=1e-3, steps=1000, structure="so3", method="rigid_body", precision=pol)
     np.testing.assert_allclose(comp, plain, rtol=1e-12)  # same method, only the rounding differs
+
+
+def test_implicit_midpoint_failure_raises_a_clear_error():
+    from tpjax.integrators import ImplicitMidpoint
+    from tpjax.integrators.implicit import ConvergenceError
+
+    H = lambda L: rigid(L) + 0.5 * L[0] ** 4
+    with pytest.raises(ConvergenceError, match="dt=.*smaller dt"):
+        tpjax.integrate(H, 10 * L0, dt=0.5, steps=3, structure="so3",
+                        method=ImplicitMidpoint(solver="fixed_point", max_iter=2))  # fmt: skip
+    # under jit the failure cannot raise: the state becomes NaN instead of silently wrong
+    f = jax.jit(lambda L: tpjax.integrate(H, L, dt=0.5, steps=3, structure="so3",
+                                          method=ImplicitMidpoint(solver="fixed_point", max_iter=2)))  # fmt: skip
+    assert bool(jnp.all(jnp.isnan(f(10 * L0))))
