@@ -1,0 +1,204 @@
+"""Instruction-by-instruction translation of a TP-IR program into lines of Triton code.
+
+Used by ``triton_source.generate_program``; see that module's docstring for the instruction rules.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ..ir.node import Instr
+from ..ir.ops import Op
+
+_TL_DTYPE = {"f32": "tl.float32", "f64": "tl.float64"}
+_NP_DTYPE = {"f32": np.float32, "f64": np.float64}
+_CARRIED = {"ptr_q": "q", "ptr_p": "p", "ptr_force": "force"}
+
+#: precise unary ELEM functions -> expression template ({x}); libdevice is the CUDA math library.
+_UNARY_PRECISE = {
+    "sin": "tl.sin({x})", "cos": "tl.cos({x})", "tan": "libdevice.tan({x})",
+    "exp": "libdevice.exp({x})", "log": "libdevice.log({x})", "sqrt": "tl.sqrt_rn({x})",
+    "rsqrt": "libdevice.rsqrt({x})", "sq": "({x} * {x})", "neg": "({x} * -1.0)",
+    "recip": "(1.0 / {x})", "tanh": "libdevice.tanh({x})", "abs": "tl.abs({x})",
+    "sign": "tl.where({x} > 0.0, 1.0, tl.where({x} < 0.0, -1.0, {x} * 0.0))",
+    "log1p": "libdevice.log1p({x})", "expm1": "libdevice.expm1({x})",
+    "logistic": "(1.0 / (1.0 + libdevice.exp({x} * -1.0)))",
+}  # fmt: skip
+#: float32 fast-math replacements (PTX approximate instructions, through inline asm).
+_UNARY_FAST = {"sin": "_sin_approx({x})", "cos": "_cos_approx({x})", "exp": "_exp_approx({x})"}
+_BINARY = {
+    "div": "({x} / {y})", "pow": "libdevice.pow({x}, {y})", "max": "tl.maximum({x}, {y})",
+    "min": "tl.minimum({x}, {y})", "atan2": "libdevice.atan2({x}, {y})",
+    "ge": "tl.where({x} >= {y}, 1.0, 0.0)",
+}  # fmt: skip
+#: numpy versions for constant folding.
+_NP_UNARY = {
+    "sin": np.sin, "cos": np.cos, "tan": np.tan, "exp": np.exp, "log": np.log, "sqrt": np.sqrt,
+    "rsqrt": lambda x: 1 / np.sqrt(x), "sq": lambda x: x * x, "neg": np.negative, "recip": lambda x: 1 / x,
+    "tanh": np.tanh, "abs": np.abs, "sign": np.sign, "log1p": np.log1p, "expm1": np.expm1,
+    "logistic": lambda x: 1 / (1 + np.exp(-x)),
+}  # fmt: skip
+_NP_BINARY = {
+    "div": np.divide,
+    "pow": np.power,
+    "max": np.maximum,
+    "min": np.minimum,
+    "atan2": np.arctan2,
+    "ge": lambda x, y: x >= y,
+}
+
+
+class _Emitter:
+    """Translates one straight-line program into lines of Triton code (constants folded)."""
+
+    def __init__(self, dtype: str, prefix: str, opaque_msg: str):
+        self.dtype = dtype
+        self.np = _NP_DTYPE[dtype]
+        self.prefix = prefix
+        self.consts: dict[str, Any] = {}  # register -> folded numpy scalar
+        self.lines: list[str] = []
+        self.opaque_msg = opaque_msg
+
+    # operands -------------------------------------------------------------------------------------
+    def name(self, reg: str) -> str:
+        return self.prefix + reg
+
+    def is_const(self, a) -> bool:
+        return not isinstance(a, str) or a in self.consts
+
+    def value(self, a):
+        return self.np(a) if not isinstance(a, str) else self.consts[a]
+
+    def lit(self, v) -> str:
+        v = float(self.np(v))
+        if math.isnan(v):
+            return "_NAN"
+        if math.isinf(v):
+            return "_INF" if v > 0 else "_NINF"
+        return repr(v)
+
+    def ref(self, a) -> str:
+        if a == "dt":
+            return "dt"
+        if self.is_const(a):
+            return self.lit(self.value(a))
+        return self.name(a)
+
+    def tensor(self, a) -> str:
+        """``a`` as a [BLOCK] tensor (constants materialised), for loop-carried registers and stores."""
+        if a != "dt" and self.is_const(a):
+            return f"tl.full([BLOCK], {self.lit(self.value(a))}, {_TL_DTYPE[self.dtype]})"
+        return self.ref(a)
+
+    def emit(self, dst: str, expr: str, i: Instr) -> None:
+        self.lines.append(f"{self.name(dst)} = {expr}  # [{i.phase}] {_tag(i)}")
+
+    # folding --------------------------------------------------------------------------------------
+    def fold(self, i: Instr):
+        """The constant result of ``i`` when all operands are constants, else None."""
+        if i.op in (Op.LOAD, Op.STORE, Op.SYMP_STEP, Op.OPAQUE) or not all(self.is_const(a) for a in i.args):
+            return None
+        x = [self.value(a) for a in i.args]
+        with np.errstate(all="ignore"):
+            if i.op is Op.GRAD_INIT:
+                return self.np(i.args[0])
+            if i.op is Op.FMA:
+                return self.np(self.np(x[0] * x[1]) + x[2])
+            if i.op is Op.ACC_GRAD:
+                return self.np(x[0] + x[1])
+            if i.op is Op.SUM:
+                return x[0]
+            if i.op is Op.POISSON_J and i.attr("type") in ("PASS", "NEGATE"):
+                return x[0] if i.attr("type") == "PASS" else -x[0]
+            if i.op is Op.ELEM:
+                f = i.attr("func")
+                if f in ("broadcast", "reshape"):
+                    return x[0]
+                if f == "ipow":
+                    return self.np(x[0] ** int(i.attr("n")))
+                if f in _NP_UNARY:
+                    return self.np(_NP_UNARY[f](x[0]))
+                if f in _NP_BINARY:
+                    return self.np(_NP_BINARY[f](x[0], x[1]))
+        return None
+
+    # instructions ---------------------------------------------------------------------------------
+    def instr(self, i: Instr) -> None:
+        if i.shape != ():
+            raise NotImplementedError(
+                f"tpjax Triton codegen handles per-system scalar state only; {_tag(i)} has shape {i.shape}. "
+                "Compile H for one system (scalar q, p) and pass the ensemble as flat arrays."
+            )
+        if i.dtype not in _TL_DTYPE:
+            raise NotImplementedError(f"tpjax Triton codegen: dtype {i.dtype} of {_tag(i)} (f32/f64 only)")
+        c = self.fold(i)
+        if c is not None:
+            self.consts[i.dst[0]] = c
+            self.lines.append(f"# {_tag(i)} -> constant {self.lit(c)}  [{i.phase}]")
+            return
+        self.consts.pop(i.dst[0], None)
+        op, a = i.op, i.args
+        if op is Op.FMA:
+            self.emit(i.dst[0], self._fma(*a), i)
+        elif op is Op.ELEM:
+            self.emit(i.dst[0], self._elem(i), i)
+        elif op is Op.SUM:
+            self.emit(i.dst[0], self.ref(a[0]), i)  # sum over the axes of a scalar: identity
+        elif op is Op.GRAD_INIT:  # unreachable (always folded), kept for completeness
+            self.emit(i.dst[0], self.lit(a[0]), i)
+        elif op is Op.ACC_GRAD:
+            self.emit(i.dst[0], f"{self.ref(a[0])} + {self.ref(a[1])}", i)
+        elif op is Op.POISSON_J:
+            kind = i.attr("type")
+            if kind not in ("PASS", "NEGATE"):
+                raise NotImplementedError(f"tpjax Triton codegen: POISSON_J type={kind} (canonical only)")
+            fn = "poisson_j_pass" if kind == "PASS" else "poisson_j_negate"
+            self.emit(i.dst[0], f"{fn}({self.tensor(a[0])})", i)
+        elif op is Op.SYMP_STEP:
+            s = i.dst[0]
+            self.emit(s, f"symp_step({self.tensor(s)}, {self.tensor(a[0])}, dt, {float(i.attr('coef'))!r})", i)
+        elif op is Op.OPAQUE:
+            raise NotImplementedError(self.opaque_msg.format(op=_tag(i)))
+        else:
+            raise NotImplementedError(f"tpjax Triton codegen: no rule for {op.value} ({_tag(i)})")
+
+    def _fma(self, a, b, c) -> str:
+        terms = [x for x in (a, b) if not (self.is_const(x) and float(self.value(x)) == 1.0)]
+        if len(terms) == 2 and self.is_const(terms[0]) and self.is_const(terms[1]):
+            terms = [self.np(self.value(a) * self.value(b))]
+        prod = " * ".join(self.ref(x) for x in terms) if terms else "1.0"
+        # ``+ 0.0`` is dropped: it only turns a -0.0 product into +0.0.
+        if self.is_const(c) and float(self.value(c)) == 0.0 and not math.copysign(1.0, float(self.value(c))) < 0:
+            return prod if terms else self.tensor(a)
+        return f"{prod} + {self.ref(c)}"
+
+    def _elem(self, i: Instr) -> str:
+        f, a = i.attr("func"), i.args
+        if f in ("broadcast", "reshape"):
+            return self.ref(a[0])  # scalars only (checked by shape): identity
+        if f == "convert":
+            return f"{self.tensor(a[0])}.to({_TL_DTYPE[self.dtype]})"
+        x = self.tensor(a[0])
+        if f == "ipow":
+            n = int(i.attr("n"))
+            if n == 0:
+                return f"{x} * 0.0 + 1.0"
+            body = " * ".join([f"{x}"] * abs(n))
+            return f"({body})" if n > 0 else f"(1.0 / ({body}))"
+        if f in _UNARY_PRECISE:
+            precise = _UNARY_PRECISE[f].format(x=x)
+            if f in _UNARY_FAST and self.dtype == "f32":
+                # FAST_MATH is a constexpr: Triton resolves the branch at compile time.
+                return f"({_UNARY_FAST[f].format(x=x)} if FAST_MATH else {precise})"
+            return precise
+        if f in _BINARY:
+            return _BINARY[f].format(x=x, y=self.ref(a[1]))
+        raise NotImplementedError(f"tpjax Triton codegen: no rule for ELEM {f}")
+
+
+def _tag(i: Instr) -> str:
+    f = i.attr("func") if i.op is Op.ELEM else i.attr("type") if i.op is Op.POISSON_J else None
+    return f"{i.op.value} {f}" if f else i.op.value
