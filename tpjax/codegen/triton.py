@@ -66,8 +66,10 @@ def fused_integrate(comp, q, p, dt, steps: int, *, fast_math: bool = False, bloc
     """Integrate an ensemble with one fused Triton kernel: ``steps`` steps of ``comp``'s method.
 
     Args:
-      comp: ``tpjax.compile(H, (q0, p0), method=...)`` for ONE system (scalar q0, p0).
-      q, p: arrays of one shape (any; seen flat as N systems) and comp's dtype (float32/float64).
+      comp: ``tpjax.compile(H, (q0, p0), method=...)`` for ONE system (q0, p0 of shape () or (d,),
+        1 <= d <= 16).
+      q, p: arrays of one shape ``(..., *system_shape)`` (the leading dims, flattened, are the N systems;
+        a (d,) system's components lie contiguously, (N, d) row-major) and comp's dtype.
       dt: step size (python float or scalar array; a run-time operand).
       steps: number of steps (python int; a run-time kernel argument, not a recompile).
       fast_math: float32 only: approximate sin/cos/exp PTX instructions.
@@ -96,7 +98,15 @@ def fused_integrate(comp, q, p, dt, steps: int, *, fast_math: bool = False, bloc
     if fast_math and want != "float32":
         raise ValueError("fused_integrate: fast_math is float32 only")
     shape = q.shape
-    n = int(np.prod(shape, dtype=np.int64))
+    sys_shape = system_shape(comp)
+    k = len(sys_shape)
+    if q.ndim < k or tuple(q.shape[q.ndim - k :]) != sys_shape:
+        raise ValueError(
+            f"fused_integrate: q, p of shape {q.shape} must end with the per-system shape {sys_shape} "
+            "that comp was compiled for (leading dims are the ensemble)"
+        )
+    n = int(np.prod(shape[: q.ndim - k], dtype=np.int64))  # systems
+    size = n * int(np.prod(sys_shape, dtype=np.int64))  # elements: (N, d) row-major
     steps = int(steps)
     if steps < 0:
         raise ValueError(f"fused_integrate: steps must be >= 0, got {steps}")
@@ -109,7 +119,7 @@ def fused_integrate(comp, q, p, dt, steps: int, *, fast_math: bool = False, bloc
             return q, p
         final = [jnp.broadcast_to(x[None], (n_saves, *shape)) for x in (q, p)]  # empty when steps == 0
         return q, p, *final
-    qf, pf = q.reshape(n), p.reshape(n)
+    qf, pf = q.reshape(size), p.reshape(size)
     dtv = jnp.asarray(dt, q.dtype).reshape(())
     cs = [jnp.asarray(c, q.dtype).reshape(()) for c in (comp.consts if consts is None else consts)]
     grid = lambda meta: ((n + meta["BLOCK"] - 1) // meta["BLOCK"],)
@@ -119,12 +129,18 @@ def fused_integrate(comp, q, p, dt, steps: int, *, fast_math: bool = False, bloc
             num_warps=num_warps, BLOCK=block, FAST_MATH=bool(fast_math),
         )  # fmt: skip
         return outq.reshape(shape), outp.reshape(shape)
-    rows = jax.ShapeDtypeStruct((n_saves, n), qf.dtype)
+    rows = jax.ShapeDtypeStruct((n_saves, size), qf.dtype)
     outq, outp, sq, sp = _compat.triton_call(
         qf, pf, dtv, *cs, n, n_saves, save_every, kernel=kern, out_shape=(qf, pf, rows, rows), grid=grid,
         num_warps=num_warps, BLOCK=block, FAST_MATH=bool(fast_math),
     )  # fmt: skip
     return outq.reshape(shape), outp.reshape(shape), sq.reshape(n_saves, *shape), sp.reshape(n_saves, *shape)
+
+
+def system_shape(comp) -> tuple[int, ...]:
+    """The per-system state shape ``comp`` was compiled for: () or (d,)."""
+    traced = getattr(comp, "traced", None)
+    return tuple(traced.avals[0].shape) if traced is not None else ()
 
 
 def _check_save_every(save_every, steps: int) -> int:
@@ -137,23 +153,31 @@ def _check_save_every(save_every, steps: int) -> int:
 
 def flops_per_step(step: Program) -> dict[str, int]:
     """Arithmetic per system per step as the kernel executes it (after constant folding): FMA = 2 flops,
-    ELEM = 1 (sin/cos/exp count as one SFU op, approximately), ACC_GRAD = 1, SYMP_STEP = 2 (one fma)."""
+    ELEM = 1 (sin/cos/exp count as one SFU op, approximately), ACC_GRAD = 1, SYMP_STEP = 2 (one fma);
+    per component of a (d,) result, and d - 1 adds per in-register SUM."""
     em = _Emitter(step.instrs[0].dtype, "", _OPAQUE_MSG)
     counts = {"fma": 0, "elem": 0, "other": 0}
+    shapes: dict[str, tuple[int, ...]] = {}
     for i in step.instrs:
+        if i.op is Op.LOAD:
+            shapes[i.dst[0]] = i.shape
         if i.op in (Op.LOAD, Op.STORE):
             continue
+        shapes[i.dst[0]] = i.shape
         c = em.fold(i)
         if c is not None:
             em.consts[i.dst[0]] = c
             continue
         em.consts.pop(i.dst[0], None)
+        w = int(np.prod(i.shape, dtype=np.int64))  # components of a (d,) result
         if i.op in (Op.FMA, Op.SYMP_STEP):
-            counts["fma"] += 1
+            counts["fma"] += w
         elif i.op is Op.ELEM and i.attr("func") not in ("broadcast", "reshape", "neg"):
-            counts["elem"] += 1
+            counts["elem"] += w
         elif i.op is Op.ACC_GRAD:
-            counts["other"] += 1
+            counts["other"] += w
+        elif i.op is Op.SUM and isinstance(i.args[0], str):  # in-register reduction: d - 1 adds
+            counts["other"] += max(int(np.prod(shapes.get(i.args[0], ()), dtype=np.int64)) // w - 1, 0)
     counts["flops"] = 2 * counts["fma"] + counts["elem"] + counts["other"]
     return counts
 

@@ -16,6 +16,8 @@ from ..ir.ops import Op
 _TL_DTYPE = {"f32": "tl.float32", "f64": "tl.float64"}
 _NP_DTYPE = {"f32": np.float32, "f64": np.float64}
 _CARRIED = {"ptr_q": "q", "ptr_p": "p", "ptr_force": "force"}
+#: largest per-system state dimension d (state shape (d,)) the generator unrolls into registers.
+MAX_DIM = 16
 
 #: precise unary ELEM functions -> expression template ({x}); libdevice is the CUDA math library.
 _UNARY_PRECISE = {
@@ -41,6 +43,7 @@ _NP_UNARY = {
     "tanh": np.tanh, "abs": np.abs, "sign": np.sign, "log1p": np.log1p, "expm1": np.expm1,
     "logistic": lambda x: 1 / (1 + np.exp(-x)),
 }  # fmt: skip
+_ELEMENTWISE = (*_UNARY_PRECISE, "ipow", *_BINARY, "convert")
 _NP_BINARY = {
     "div": np.divide,
     "pow": np.power,
@@ -58,13 +61,22 @@ class _Emitter:
         self.dtype = dtype
         self.np = _NP_DTYPE[dtype]
         self.prefix = prefix
-        self.consts: dict[str, Any] = {}  # register -> folded numpy scalar
+        self.consts: dict[str, Any] = {}  # register (or component ``R_k``) -> folded numpy scalar
+        self.shapes: dict[str, tuple[int, ...]] = {}  # register -> its per-system shape (() or (d,))
         self.lines: list[str] = []
         self.opaque_msg = opaque_msg
 
     # operands -------------------------------------------------------------------------------------
     def name(self, reg: str) -> str:
         return self.prefix + reg
+
+    def shape_of(self, a) -> tuple[int, ...]:
+        return self.shapes.get(a, ()) if isinstance(a, str) and a != "dt" else ()
+
+    def component(self, a, k: int):
+        """Component ``k`` of operand ``a``: ``R_k`` for a (d,) register, ``a`` itself for a scalar
+        (numpy broadcasting of () against (d,))."""
+        return f"{a}_{k}" if self.shape_of(a) != () else a
 
     def is_const(self, a) -> bool:
         return not isinstance(a, str) or a in self.consts
@@ -127,11 +139,76 @@ class _Emitter:
 
     # instructions ---------------------------------------------------------------------------------
     def instr(self, i: Instr) -> None:
-        if i.shape != ():
+        shapes = [i.shape, *(self.shape_of(a) for a in i.args)]
+        if i.op is Op.SYMP_STEP:
+            shapes.append(self.shape_of(i.dst[0]))
+        if any(s != () for s in shapes):
+            self._vector(i, shapes)
+            return
+        self.shapes[i.dst[0]] = ()
+        self._scalar(i)
+
+    def _vector(self, i: Instr, shapes: list[tuple[int, ...]]) -> None:
+        """``i`` with (d,)-shaped operands or result: unrolled into d scalar instructions on the components
+        ``R_0 .. R_{d-1}``; SUM over axis 0 of a (d,) register is a balanced tree of adds."""
+        vec = {s for s in shapes if s != ()}
+        (d,) = next(iter(vec)) if len(vec) == 1 and len(next(iter(vec))) == 1 else (0,)
+        if not 1 <= d <= MAX_DIM or i.op is Op.OPAQUE:
+            if i.op is Op.OPAQUE:
+                raise NotImplementedError(self.opaque_msg.format(op=_tag(i)))
             raise NotImplementedError(
-                f"tpjax Triton codegen handles per-system scalar state only; {_tag(i)} has shape {i.shape}. "
-                "Compile H for one system (scalar q, p) and pass the ensemble as flat arrays."
+                f"tpjax Triton codegen handles per-system scalar or vector states (shape () or (d,) with "
+                f"1 <= d <= {MAX_DIM}); {_tag(i)} has shape {i.shape} (operands {tuple(shapes[1:])}), so no "
+                "fused Triton kernel can be generated and the XLA path (tpjax.integrate) is used."
             )
+        if i.dtype not in _TL_DTYPE:
+            raise NotImplementedError(f"tpjax Triton codegen: dtype {i.dtype} of {_tag(i)} (f32/f64 only)")
+        func = i.attr("func") if i.op is Op.ELEM else None
+        if i.op is Op.ELEM and func not in _ELEMENTWISE and func not in ("broadcast", "reshape"):
+            raise NotImplementedError(f"tpjax Triton codegen: no rule for ELEM {func} on shape {i.shape}")
+        dst = i.dst[0]
+        if i.shape == ():
+            if i.op is Op.SUM:
+                self._sum(i, d)
+            elif func in ("broadcast", "reshape") and d == 1:  # (1,) -> (): component 0
+                self._scalar(i.with_(args=(self.component(i.args[0], 0),)))
+            else:
+                raise NotImplementedError(
+                    f"tpjax Triton codegen: {_tag(i)} from a ({d},) operand to a scalar (SUM only)"
+                )
+            self.shapes[dst] = ()
+            return
+        if i.op is Op.SUM and tuple(i.attr("axis") or ()) != ():
+            raise NotImplementedError(f"tpjax Triton codegen: {_tag(i)} axis={i.attr('axis')} to shape {i.shape}")
+        for k in range(d):
+            self._scalar(i.with_(dst=(f"{dst}_{k}",), args=tuple(self.component(a, k) for a in i.args), shape=()))
+        self.shapes[dst] = i.shape
+
+    def _sum(self, i: Instr, d: int) -> None:
+        """SUM over axis 0 of a (d,) register: a balanced tree of adds of its components (folded when
+        all components are constants)."""
+        a = i.args[0]
+        parts = [self.component(a, k) for k in range(d)]
+        dst = i.dst[0]
+        if all(self.is_const(x) for x in parts):
+            vals = [self.value(x) for x in parts]
+            while len(vals) > 1:
+                vals = [
+                    self.np(vals[j] + vals[j + 1]) if j + 1 < len(vals) else vals[j] for j in range(0, len(vals), 2)
+                ]
+            self.consts[dst] = vals[0]
+            self.lines.append(f"# {_tag(i)} -> constant {self.lit(vals[0])}  [{i.phase}]")
+            return
+        self.consts.pop(dst, None)
+        terms = [self.ref(x) for x in parts]
+        while len(terms) > 1:
+            terms = [
+                f"({terms[j]} + {terms[j + 1]})" if j + 1 < len(terms) else terms[j] for j in range(0, len(terms), 2)
+            ]
+        expr = terms[0][1:-1] if d > 1 else terms[0]
+        self.emit(dst, expr, i)
+
+    def _scalar(self, i: Instr) -> None:
         if i.dtype not in _TL_DTYPE:
             raise NotImplementedError(f"tpjax Triton codegen: dtype {i.dtype} of {_tag(i)} (f32/f64 only)")
         c = self.fold(i)
@@ -188,6 +265,8 @@ class _Emitter:
                 return f"{x} * 0.0 + 1.0"
             body = " * ".join([f"{x}"] * abs(n))
             return f"({body})" if n > 0 else f"(1.0 / ({body}))"
+        if f == "sqrt" and self.dtype == "f64":
+            return f"libdevice.sqrt_rn({x})"  # tl.sqrt_rn is float32 only
         if f in _UNARY_PRECISE:
             precise = _UNARY_PRECISE[f].format(x=x)
             if f in _UNARY_FAST and self.dtype == "f32":

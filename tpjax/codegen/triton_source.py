@@ -45,7 +45,7 @@ import numpy as np
 
 from ..ir.node import Instr, Program
 from ..ir.ops import Op
-from .triton_emit import _CARRIED, _Emitter
+from .triton_emit import _CARRIED, MAX_DIM, _Emitter
 
 #: elements (systems) per program and warps per program used by ``fused_integrate``.
 BLOCK = 256
@@ -122,6 +122,30 @@ def _check_tpir(prog: Program) -> None:
             raise NotImplementedError(_OPAQUE_MSG.format(op=f"OPAQUE {i.attr('key', '')}".strip()))
 
 
+def _state_dim(step: Program) -> int | None:
+    """None for a scalar per-system state; d for a state of shape (d,) (1 <= d <= MAX_DIM)."""
+    shapes = {i.shape for i in step.instrs if i.op is Op.LOAD and i.args[0] in _CARRIED}
+    shapes |= {i.shape for i in step.instrs if i.op is Op.STORE and i.dst[0] in _CARRIED}
+    if shapes == {()}:
+        return None
+    if len(shapes) == 1:
+        (shape,) = shapes
+        if len(shape) == 1 and 1 <= shape[0] <= MAX_DIM:
+            return shape[0]
+    raise NotImplementedError(
+        f"tpjax Triton codegen handles per-system scalar or vector states (q, p of shape () or (d,) with "
+        f"1 <= d <= {MAX_DIM}); this program's state has shape(s) {sorted(shapes)}, so no fused Triton kernel "
+        "can be generated and the XLA path (tpjax.integrate) is used."
+    )
+
+
+def _stores(kind: str, row: str, d: int | None) -> list[str]:
+    """Stores of q, p to ``{kind}_q_ptr``/``{kind}_p_ptr`` at system offset ``row`` ((N, d) row-major)."""
+    if d is None:
+        return [f"tl.store({kind}_{x}_ptr + {row}, {x}, mask=mask)" for x in "qp"]
+    return [f"tl.store({kind}_{x}_ptr + {row} * {d} + {k}, {x}_{k}, mask=mask)" for x in "qp" for k in range(d)]
+
+
 def generate_program(step: Program, prologue: Program | None = None, consts: int = 0, save: bool = False) -> str:
     """Kernel source for the step program ``step`` (and FSAL ``prologue``; derived when None); with
     ``save``, the saving variant (see the module docstring)."""
@@ -158,14 +182,20 @@ def generate_program(step: Program, prologue: Program | None = None, consts: int
             "                      BLOCK: tl.constexpr, FAST_MATH: tl.constexpr):",
         ]
     ind = "    "
+    d = _state_dim(step)
     pre = [
         "offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)",
         "mask = offs < N",
         "dt = tl.load(dt_ptr)",
         *(f"c{k} = tl.load(c{k}_ptr)" for k in range(ncon)),
-        "q = tl.load(q_ptr + offs, mask=mask, other=0.0)",
-        "p = tl.load(p_ptr + offs, mask=mask, other=0.0)",
     ]
+    if d is None:
+        pre += [
+            "q = tl.load(q_ptr + offs, mask=mask, other=0.0)",
+            "p = tl.load(p_ptr + offs, mask=mask, other=0.0)",
+        ]
+    else:  # (N, d) row-major: component k of system i at i * d + k
+        pre += [f"{x}_{k} = tl.load({x}_ptr + offs * {d} + {k}, mask=mask, other=0.0)" for x in "qp" for k in range(d)]
     body += [ind + ln for ln in pre]
 
     def block(prog: Program, prefix: str, loop: bool) -> list[str]:
@@ -177,13 +207,30 @@ def generate_program(step: Program, prologue: Program | None = None, consts: int
                 src = _CARRIED.get(ptr) or (f"c{ptr[5:]}" if ptr.startswith("ptr_c") else None)
                 if src is None:
                     raise NotImplementedError(f"tpjax Triton codegen: LOAD of {ptr}")
-                em.consts.pop(i.dst[0], None)
-                em.lines.append(f"{em.name(i.dst[0])} = {src}  # [{i.phase}] LOAD {ptr}")
+                dst = i.dst[0]
+                em.shapes[dst] = i.shape
+                if i.shape == ():
+                    em.consts.pop(dst, None)
+                    em.lines.append(f"{em.name(dst)} = {src}  # [{i.phase}] LOAD {ptr}")
+                    continue
+                if ptr not in _CARRIED or i.shape != (d,):
+                    raise NotImplementedError(
+                        f"tpjax Triton codegen: LOAD of {ptr} with shape {i.shape} (vector parameters of H "
+                        "are not supported; scalar parameters only)"
+                    )
+                for k in range(d):
+                    em.consts.pop(f"{dst}_{k}", None)
+                    em.lines.append(f"{em.name(f'{dst}_{k}')} = {src}_{k}  # [{i.phase}] LOAD {ptr}")
             elif i.op is Op.STORE:
                 ptr = i.dst[0]
                 if ptr not in _CARRIED:
                     raise NotImplementedError(f"tpjax Triton codegen: STORE to {ptr}")
-                em.lines.append(f"{_CARRIED[ptr]} = {em.tensor(i.args[0])}  # [{i.phase}] STORE {ptr}")
+                if d is None:
+                    em.lines.append(f"{_CARRIED[ptr]} = {em.tensor(i.args[0])}  # [{i.phase}] STORE {ptr}")
+                    continue
+                for k in range(d):
+                    val = em.tensor(em.component(i.args[0], k))
+                    em.lines.append(f"{_CARRIED[ptr]}_{k} = {val}  # [{i.phase}] STORE {ptr}")
             else:
                 em.instr(i)
         out += em.lines
@@ -202,8 +249,7 @@ def generate_program(step: Program, prologue: Program | None = None, consts: int
         body += [ind * 3 + ln for ln in block(step, "", True)]
         body += [
             ind * 2 + "# ---- end of time loop ----",
-            ind * 2 + "tl.store(save_q_ptr + srow, q, mask=mask)",
-            ind * 2 + "tl.store(save_p_ptr + srow, p, mask=mask)",
+            *(ind * 2 + ln for ln in _stores("save", "srow", d)),
             ind * 2 + "srow += N",
         ]
     else:
@@ -212,10 +258,7 @@ def generate_program(step: Program, prologue: Program | None = None, consts: int
         body.append(ind + "# ---- end of time loop ----")
     if not {"ptr_q", "ptr_p"} <= set(stores):
         raise NotImplementedError("tpjax Triton codegen: the step must store ptr_q and ptr_p")
-    body += [
-        ind + "tl.store(out_q_ptr + offs, q, mask=mask)",
-        ind + "tl.store(out_p_ptr + offs, p, mask=mask)",
-    ]
+    body += [ind + ln for ln in _stores("out", "offs", d)]
     return _HEADER.format(title=title) + "\n@triton.jit\n" + "\n".join(body) + "\n"
 
 

@@ -31,7 +31,8 @@ fused_integrate_p.multiple_results = True
 # 2. public wrapper
 def fused_integrate(comp, q, p, dt, consts=(), *, steps: int, fast_math: bool = False,
                     save_every: int | None = None):  # fmt: skip
-    """Final (q, p) of every system of the ensemble (q, p: any shape, one scalar system per element); with
+    """Final (q, p) of every system of the ensemble (q, p: shape ``(..., *s)`` where ``s`` is comp's
+    per-system shape, () or (d,); the leading dims are the ensemble); with
     ``save_every``, (q, p, Q, P): also the states after every ``save_every`` steps, Q, P of shape
     (steps // save_every, *q.shape)."""
     steps = int(steps)
@@ -49,8 +50,25 @@ def _n_saves(steps, save_every):
     return steps // save_every
 
 
+def _system_shape(comp, q, p) -> tuple[int, ...]:
+    """The per-system shape comp was compiled for; q, p must be ``(..., *that)`` (leading dims: the
+    ensemble)."""
+    from ..codegen.triton import system_shape
+
+    sys_shape = system_shape(comp)
+    k = len(sys_shape)
+    for name, x in (("q", q), ("p", p)):
+        if len(x.shape) < k or tuple(x.shape[len(x.shape) - k :]) != sys_shape:
+            raise ValueError(
+                f"fused_integrate: {name} of shape {tuple(x.shape)} must end with the per-system shape "
+                f"{sys_shape} comp was compiled for (leading dims are the ensemble)"
+            )
+    return sys_shape
+
+
 # 3. abstract eval
 def _abstract(q, p, dt, *consts, comp, steps, fast_math, save_every):
+    _system_shape(comp, q, p)
     out = [jax.core.ShapedArray(q.shape, q.dtype), jax.core.ShapedArray(p.shape, p.dtype)]
     if save_every is not None:
         k = _n_saves(steps, save_every)
@@ -58,7 +76,7 @@ def _abstract(q, p, dt, *consts, comp, steps, fast_math, save_every):
     return out
 
 
-# 4. impl: the reference path, one scalar system per element
+# 4. impl: the reference path, vmapped over the flattened leading (ensemble) dims
 def _reference(q, p, dt, *consts, comp, steps, fast_math, save_every):
     from .. import adjoint
     from ..api import _for_xla, _initial, _stepper
@@ -75,12 +93,14 @@ def _reference(q, p, dt, *consts, comp, steps, fast_math, save_every):
                                  adjoint="reversible")  # fmt: skip
         return z[0], z[1], saved[0], saved[1]
 
+    sys_shape = _system_shape(comp, q, p)
+    qs, ps = q.reshape(-1, *sys_shape), p.reshape(-1, *sys_shape)  # (N, *system shape)
     if save_every is None:
-        qf, pf = jax.vmap(one)(q.reshape(-1), p.reshape(-1))
+        qf, pf = jax.vmap(one)(qs, ps)
         return [qf.reshape(q.shape), pf.reshape(p.shape)]
     k = _n_saves(steps, save_every)
-    # saved per system: (k,); the flat ensemble axis goes second -> (k, N) -> (k, *q.shape)
-    qf, pf, sq, sp = jax.vmap(one, out_axes=(0, 0, 1, 1))(q.reshape(-1), p.reshape(-1))
+    # saved per system: (k, *sys); the flat ensemble axis goes second -> (k, N, *sys) -> (k, *q.shape)
+    qf, pf, sq, sp = jax.vmap(one, out_axes=(0, 0, 1, 1))(qs, ps)
     return [qf.reshape(q.shape), pf.reshape(p.shape), sq.reshape(k, *q.shape), sp.reshape(k, *p.shape)]
 
 
