@@ -85,3 +85,13 @@ def test_opaque_ops_are_listed_and_run_by_xla():
     assert not comp.step.fully_tpir
     q, p = tpjax.integrate(H, (jnp.ones(3), jnp.zeros(3)), dt=0.01, steps=10)
     assert jnp.all(jnp.isfinite(q)) and q.shape == (3,)
+
+
+@pytest.mark.parametrize("name", ["fpu", "henon_heiles"])
+def test_slices_pads_and_concatenation_are_tp_ir(name):
+    """jnp indexing and concatenation map to ELEM slice / pad (and sums of pads): no OPAQUE op is left."""
+    H, s0 = ZOO[name]
+    comp = tpjax.compile(H, s0())
+    assert comp.step.fully_tpir
+    text = to_text(comp.source)
+    assert "ELEM" in text and ("slice" in text or "pad" in text)

@@ -40,6 +40,8 @@ CASES = {
     "elem_broadcast": (lambda x: P.elem("broadcast", x, shape=(2, 3), bdims=(1,)), [(3,)], False),
     "elem_reshape": (lambda x: P.elem("reshape", x, shape=(3, 2)), [(6,)], False),
     "elem_convert": (lambda x: P.elem("convert", x, dtype="float32"), [(3,)], False),
+    "elem_slice": (lambda x: P.elem("slice", x, start=(1,), limit=(3,)), [(4,)], False),
+    "elem_pad": (lambda x: P.elem("pad", x, lo=(1,), hi=(2,)), [(3,)], False),
 }
 for f in ("sin", "cos", "tan", "exp", "log", "sqrt", "rsqrt", "sq", "neg", "recip", "tanh", "abs",
           "log1p", "expm1", "logistic"):  # fmt: skip

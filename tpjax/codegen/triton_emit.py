@@ -151,6 +151,9 @@ class _Emitter:
     def _vector(self, i: Instr, shapes: list[tuple[int, ...]]) -> None:
         """``i`` with (d,)-shaped operands or result: unrolled into d scalar instructions on the components
         ``R_0 .. R_{d-1}``; SUM over axis 0 of a (d,) register is a balanced tree of adds."""
+        if i.op is Op.ELEM and i.attr("func") in ("slice", "pad") and len(i.shape) == 1 and len(shapes[1]) == 1:
+            self._window(i)
+            return
         vec = {s for s in shapes if s != ()}
         (d,) = next(iter(vec)) if len(vec) == 1 and len(next(iter(vec))) == 1 else (0,)
         if not 1 <= d <= MAX_DIM or i.op is Op.OPAQUE:
@@ -182,6 +185,26 @@ class _Emitter:
             raise NotImplementedError(f"tpjax Triton codegen: {_tag(i)} axis={i.attr('axis')} to shape {i.shape}")
         for k in range(d):
             self._scalar(i.with_(dst=(f"{dst}_{k}",), args=tuple(self.component(a, k) for a in i.args), shape=()))
+        self.shapes[dst] = i.shape
+
+    def _window(self, i: Instr) -> None:
+        """ELEM slice / pad of a (d,) register: register renaming, component by component (pad's new
+        components are the constant 0)."""
+        (n_out,), src, dst = i.shape, i.args[0], i.dst[0]
+        if i.attr("func") == "slice":
+            picks = [i.attr("start")[0] + k for k in range(n_out)]
+        else:
+            lo, (n_in,) = i.attr("lo")[0], self.shape_of(src)
+            picks = [k - lo if 0 <= k - lo < n_in else None for k in range(n_out)]
+        for k, j in enumerate(picks):
+            name = f"{dst}_{k}"
+            if j is None:
+                self.consts[name] = self.np(0.0)
+            elif self.is_const(self.component(src, j)):
+                self.consts[name] = self.value(self.component(src, j))
+            else:
+                self.consts.pop(name, None)
+                self.emit(name, self.ref(self.component(src, j)), i)
         self.shapes[dst] = i.shape
 
     def _sum(self, i: Instr, d: int) -> None:

@@ -51,6 +51,9 @@ RULES = {
     "reshape": lambda b, e, x: _elem(b, e, "reshape", x, shape=tuple(e.outvars[0].aval.shape)),
     "squeeze": lambda b, e, x: _elem(b, e, "reshape", x, shape=tuple(e.outvars[0].aval.shape)),
     "expand_dims": lambda b, e, x: _elem(b, e, "reshape", x, shape=tuple(e.outvars[0].aval.shape)),
+    "slice": lambda b, e, x: _slice(b, e, x),  # unit-stride slice -> ELEM slice
+    "pad": lambda b, e, x, v: _pad(b, e, x, v),  # zero padding -> ELEM pad
+    "concatenate": lambda b, e, *xs: _concatenate(b, e, xs),  # concat -> sum of ELEM pads
     "convert_element_type": lambda b, e, x: _elem(b, e, "convert", x, dtype=np.dtype(e.params["new_dtype"]).name),
     # TP-IR primitives (they appear in the jaxprs of gradients of TP-IR programs)
     "tp_fma": lambda b, e, x, y, z: _fma(b, e, x, y, z),
@@ -80,6 +83,40 @@ def _broadcast(b, eqn, x):
     if not isinstance(x, str) and b.phase == "backward":  # a filled adjoint: GRAD_INIT g, v
         return b.emit(Op.GRAD_INIT, b.fresh("G"), (x,), aval=aval)
     return _elem(b, eqn, "broadcast", x, shape=tuple(aval.shape), bdims=tuple(eqn.params["broadcast_dimensions"]))
+
+
+def _ints(xs) -> tuple:
+    return tuple(int(x) for x in xs)
+
+
+def _slice(b, eqn, x):
+    strides = eqn.params.get("strides")
+    if strides is not None and any(int(s) != 1 for s in strides):
+        return _opaque(b, eqn, [x])
+    return _elem(b, eqn, "slice", x, start=_ints(eqn.params["start_indices"]), limit=_ints(eqn.params["limit_indices"]))
+
+
+def _pad(b, eqn, x, v):
+    cfg = eqn.params["padding_config"]
+    if isinstance(v, str) or v != 0 or any(int(c[2]) != 0 or int(c[0]) < 0 or int(c[1]) < 0 for c in cfg):
+        return _opaque(b, eqn, [x, v])
+    return _elem(b, eqn, "pad", x, lo=_ints(c[0] for c in cfg), hi=_ints(c[1] for c in cfg))
+
+
+def _concatenate(b, eqn, xs):
+    """concatenate(x_1..x_n) = sum_i pad(x_i) with x_i's window at its offset (one ELEM pad per operand)."""
+    dim, out = eqn.params["dimension"], eqn.outvars[0].aval
+    if any(not isinstance(x, str) for x in xs):
+        return _opaque(b, eqn, list(xs))
+    total, offset, acc = out.shape[dim], 0, None
+    for x, v in zip(xs, eqn.invars, strict=True):
+        n = v.aval.shape[dim]
+        lo = tuple(offset if k == dim else 0 for k in range(out.ndim))
+        hi = tuple(total - offset - n if k == dim else 0 for k in range(out.ndim))
+        padded = b.emit(Op.ELEM, b.fresh(b.space), (x,), (("func", "pad"), ("lo", lo), ("hi", hi)), aval=out)
+        acc = padded if acc is None else b.emit(Op.FMA, b.fresh(b.space), (padded, 1.0, acc), aval=out)
+        offset += n
+    return acc
 
 
 def _opaque(b: Builder, eqn, args):

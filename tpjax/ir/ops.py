@@ -37,8 +37,10 @@ UNARY = (
 )  # fmt: skip
 #: ELEM functions of two operands (numpy broadcasting). ``ge`` is the 0/1 mask x >= y.
 BINARY = ("div", "pow", "max", "min", "atan2", "ge")
-#: ELEM functions that only move data: they carry static shape/bdims/dtype attributes.
-LAYOUT = ("broadcast", "reshape", "convert")
+#: ELEM functions that only move data: broadcast (shape, bdims), reshape (shape), convert (dtype),
+#: slice (start, limit: unit strides) and pad (lo, hi: zeros on each side). slice and pad transpose
+#: into each other; a concatenation is a sum of pads.
+LAYOUT = ("broadcast", "reshape", "convert", "slice", "pad")
 ELEM_FUNCS = UNARY + BINARY + LAYOUT
 
 #: POISSON_J types. PASS: f = +g (qdot = dH/dp). NEGATE: f = -g (pdot = -dH/dq).

@@ -57,6 +57,10 @@ def fold_elem(i: Instr, ctx: Ctx):
     if i.op is not Op.ELEM:
         return None
     f = i.attr("func")
+    if f == "pad":  # a padded constant is not a constant fill
+        return None
+    if f == "slice":  # a window of a constant fill is the same fill
+        return _fold(i, ctx, lambda x: x)
     return _fold(i, ctx, (lambda x: x ** i.attr("n")) if f == "ipow" else _FOLD[f])
 
 

@@ -67,6 +67,10 @@ def _abstract(*xs, func, **p):
         return shaped(p["shape"], xs[0].dtype)
     if func == "convert":
         return shaped(xs[0].shape, DTYPE_FROM_NAME.get(p["dtype"], p["dtype"]))
+    if func == "slice":
+        return shaped(tuple(b - a for a, b in zip(p["start"], p["limit"], strict=True)), xs[0].dtype)
+    if func == "pad":
+        return shaped(tuple(lo + n + hi for lo, n, hi in zip(p["lo"], xs[0].shape, p["hi"], strict=True)), xs[0].dtype)
     return shaped(broadcast_shapes(*(x.shape for x in xs)), result_dtype(*xs))
 
 
@@ -79,6 +83,10 @@ def _impl(*xs, func, **p):
         return jnp.reshape(xs[0], out.shape)
     if func == "convert":
         return lax.convert_element_type(xs[0], out.dtype)
+    if func == "slice":
+        return lax.slice(xs[0], p["start"], p["limit"])
+    if func == "pad":
+        return lax.pad(xs[0], np.zeros((), out.dtype), [(lo, hi, 0) for lo, hi in zip(p["lo"], p["hi"], strict=True)])
     if func == "ipow":
         y = lax.integer_pow(xs[0], p["n"])
     else:
@@ -166,6 +174,12 @@ def _transpose(ct, x, *, func, **p):
         return [elem("reshape", ct, shape=shape)]
     if func == "convert":
         return [elem("convert", ct, dtype=np.dtype(dtype).name)]
+    if func == "slice":  # slice^T = pad with zeros around the window
+        hi = tuple(n - b for n, b in zip(shape, p["limit"], strict=True))
+        return [elem("pad", ct, lo=tuple(p["start"]), hi=hi)]
+    if func == "pad":  # pad^T = the window
+        lim = tuple(lo + n for lo, n in zip(p["lo"], shape, strict=True))
+        return [elem("slice", ct, start=tuple(p["lo"]), limit=lim)]
     # broadcast: sum over the new axes and over the operand's size-1 axes that were expanded
     dims = p["bdims"]
     new = tuple(i for i in range(ct.ndim) if i not in dims)
@@ -192,7 +206,12 @@ def _batch(args, dims, *, func, **p):
     if func in UNARY or func == "convert":
         return elem_p.bind(x, func=func, **p), d
     x = jnp.moveaxis(x, d, 0)
-    q = dict(p, shape=(x.shape[0], *p["shape"]))
+    if func == "slice":
+        q = dict(p, start=(0, *p["start"]), limit=(x.shape[0], *p["limit"]))
+    elif func == "pad":
+        q = dict(p, lo=(0, *p["lo"]), hi=(0, *p["hi"]))
+    else:
+        q = dict(p, shape=(x.shape[0], *p["shape"]))
     if func == "broadcast":
         q["bdims"] = (0, *(i + 1 for i in p["bdims"]))
     return elem_p.bind(x, func=func, **q), 0
