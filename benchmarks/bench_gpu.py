@@ -227,6 +227,15 @@ def bench_rigid_body():
     return rows, RB_FLOPS_PER_STEP * RB_N * STEPS, diff, diff_fast, drift
 
 
+def _table(title, rows, base, best, flops):
+    """One case's markdown table: ms, speed-up vs unroll 1 and vs the best unroll, % of FP32 peak."""
+    out = [title, "", "| variant | ms | vs unroll=1 | vs best unroll | % FP32 peak |", "|---|---:|---:|---:|---:|"]
+    for k, ms in rows.items():
+        frac = flops / (ms * 1e-3) / PEAK_FP32 * 100
+        out.append(f"| {k} | {ms:.3f} | {base / ms:.2f}x | {best / ms:.2f}x | {frac:.1f}% |")
+    return out + [""]
+
+
 def main():
     import jax_triton
     import triton
@@ -245,32 +254,19 @@ def main():
         rows, flops, diff, diff_fast = bench(name, H)
         base = rows["lax.scan + jax.grad, unroll=1"]
         best = next(v for k, v in rows.items() if k.startswith("lax.scan + jax.grad, best"))
-        out += [
-            f"## {name}  (max |fused - XLA| = {diff:.2e}, fast_math: {diff_fast:.2e})",
-            "",
-            "| variant | ms | vs unroll=1 | vs best unroll | % FP32 peak |",
-            "|---|---:|---:|---:|---:|",
-        ]
-        for k, ms in rows.items():
-            frac = flops / (ms * 1e-3) / PEAK_FP32 * 100
-            out.append(f"| {k} | {ms:.3f} | {base / ms:.2f}x | {best / ms:.2f}x | {frac:.1f}% |")
-        out.append("")
+        out += _table(
+            f"## {name}  (max |fused - XLA| = {diff:.2e}, fast_math: {diff_fast:.2e})", rows, base, best, flops
+        )
     if "c" in cases:
         rows, flops, diff, diff_fast, drift = bench_rigid_body()
         base = rows["lax.scan Strang (jnp), unroll=1"]
         best = next(v for k, v in rows.items() if k.startswith("lax.scan Strang (jnp), best"))
-        out += [
+        title = (
             f"## (c) free rigid body, N = {RB_N} x {STEPS} steps, I = {RB_INERTIA}, float32  "
             f"(max |fused - XLA| = {diff:.2e}, fast_math: {diff_fast:.2e}; max rel. |L|^2 drift: fused "
-            f"{drift['fused']:.1e}, fast_math {drift['fast']:.1e}, RK4 {drift['rk4']:.1e})",
-            "",
-            "| variant | ms | vs unroll=1 | vs best unroll | % FP32 peak |",
-            "|---|---:|---:|---:|---:|",
-        ]
-        for k, ms in rows.items():
-            frac = flops / (ms * 1e-3) / PEAK_FP32 * 100
-            out.append(f"| {k} | {ms:.3f} | {base / ms:.2f}x | {best / ms:.2f}x | {frac:.1f}% |")
-        out.append("")
+            f"{drift['fused']:.1e}, fast_math {drift['fast']:.1e}, RK4 {drift['rk4']:.1e})"
+        )
+        out += _table(title, rows, base, best, flops)
     text = "\n".join(out)
     print(text)
     if os.environ.get("OUT"):
