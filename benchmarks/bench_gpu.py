@@ -98,17 +98,16 @@ def diffrax_fn(H):
 def _xla_no_fsal(H):
     """The XLA path with the force recomputed each step instead of carried (pipeline without fsal)."""
     from tpjax import adjoint
-    from tpjax.api import _initial, _stepper
     from tpjax.compiler import compile_hamiltonian
     from tpjax.integrators import METHODS
     from tpjax.passes import dce
 
     z = jnp.zeros((), jnp.float32)
     comp = compile_hamiltonian(H, (z, z), METHODS["leapfrog"], "canonical", pipeline=(("dce", dce),))
-    step, params = _stepper(comp)
+    st = comp.method.stepper(comp)
 
     def one(a, b):
-        return adjoint.solve(step, _initial(comp, (a, b), ()), jnp.float32(DT), params, steps=STEPS)[:2]
+        return adjoint.solve(st.step, st.initial((), (a, b)), jnp.float32(DT), st.params, steps=STEPS)[:2]
 
     return jax.jit(jax.vmap(one))
 
@@ -198,7 +197,7 @@ def scan_rb_rk4(unroll=1):
 
 
 def bench_rigid_body():
-    from tpjax.primitives.fused_rigid_body import fused_rigid_body
+    from tpjax.executors.fused_rigid_body import fused_rigid_body
 
     inertia = jnp.asarray(RB_INERTIA, jnp.float32)
     L = jax.random.normal(jax.random.PRNGKey(0), (RB_N, 3), jnp.float32)

@@ -14,7 +14,7 @@ import pytest
 
 import tpjax
 from tpjax import _compat
-from tpjax.primitives.fused import _reference, fused_integrate
+from tpjax.executors.fused_integrate import _reference, fused_integrate
 
 triton = pytest.importorskip("triton")
 from triton.backends.compiler import GPUTarget  # noqa: E402
@@ -215,7 +215,7 @@ def test_slice_pad_systems_generate_compile_and_lower(name, tmp_path, monkeypatc
     from tests.hamiltonians import ZOO
     from tpjax import _compat
     from tpjax.codegen import triton as TG
-    from tpjax.primitives.fused import fused_integrate
+    from tpjax.executors.fused_integrate import fused_integrate
 
     H, s0 = ZOO[name]
     q0, p0 = s0(jnp.float32)

@@ -13,7 +13,7 @@ import pytest
 
 import tpjax
 from tpjax import _compat
-from tpjax.primitives.fused import fused_integrate
+from tpjax.executors.fused_integrate import fused_integrate
 
 jax.config.update("jax_enable_x64", True)
 
@@ -63,15 +63,15 @@ def test_results_and_layout_match_trajectory():
 
 
 def test_matches_adjoint_solve_float64_jit():
-    from tpjax.api import _initial, _stepper
 
     comp = comp_for(jnp.float64)
     q = jnp.linspace(-1.5, 1.5, 9)
     p = jnp.linspace(0.5, -0.5, 9)
     f = jax.jit(lambda q, p: fused_integrate(comp, q, p, 0.02, (), steps=30, save_every=3))
     qf, pf, Q, P = f(q, p)
-    step, params = _stepper(comp)
-    z0 = jax.vmap(lambda a, b: _initial(comp, (a, b), comp.consts))(q, p)
+    st = comp.method.stepper(comp)
+    step, params = st.step, st.params
+    z0 = jax.vmap(lambda a, b: st.initial(comp.consts, (a, b)))(q, p)
     zf, saved = jax.vmap(
         lambda z: tpjax.adjoint.solve(step, z, jnp.float64(0.02), params, steps=30, save_every=3, adjoint="direct")
     )(z0)

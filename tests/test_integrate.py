@@ -197,11 +197,10 @@ def test_without_fsal_gives_the_same_trajectory():
     assert comp.carries_force and not nof.carries_force and nof.prologue is None
     assert nof.step.count(tpjax.ir.Op.ELEM) > comp.step.count(tpjax.ir.Op.ELEM)  # one more sin(q) per step
     from tpjax import adjoint
-    from tpjax.api import _initial, _stepper
 
     outs = []
     for c in (comp, nof):
-        step, params = _stepper(c)
-        outs.append(adjoint.solve(step, _initial(c, s0(), ()), jnp.float64(0.01), params, steps=50)[:2])
+        st = c.method.stepper(c)
+        outs.append(adjoint.solve(st.step, st.initial((), s0()), jnp.float64(0.01), st.params, steps=50)[:2])
     for a, b in zip(*outs, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-14, atol=1e-15)

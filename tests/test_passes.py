@@ -396,7 +396,7 @@ def test_every_pass_verifies_and_round_trips():
 
 
 HARMONIC_LEAPFROG = """
-    ; TP-IR  H=harmonic  method=leapfrog  structure=canonical  fsal=1
+    ; TP-IR  H=harmonic  method=leapfrog  structure=canonical  fsal=1  carry=ptr_force:prologue
     ; Phase 1: forward
     01 LOAD      S0, ptr_q                          : f64[2]  ; q
     02 LOAD      S1, ptr_p                          : f64[2]  ; p

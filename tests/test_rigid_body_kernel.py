@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from tpjax import _compat
+from tpjax.executors.fused_rigid_body import fused_rigid_body
 from tpjax.integrators.rigid_body import YOSHIDA_W0, YOSHIDA_W1, rigid_body_order4, rigid_body_strang
-from tpjax.primitives.fused_rigid_body import fused_rigid_body
 
 INERTIA = (1.0, 2.0, 3.0)
 SIZES = (1, 7, 128, 1000, 4097)
@@ -566,7 +566,7 @@ def test_integrate_so3_rigid_body_cross_lowers_to_the_kernel():
 
     I = jnp.array([1.0, 2.0, 3.0], jnp.float32)
     H = lambda L: 0.5 * jnp.sum(L**2 / I)
-    from tpjax.primitives.fused_rigid_body import fused_rigid_body
+    from tpjax.executors.fused_rigid_body import fused_rigid_body
 
     L = jnp.ones((64, 3), jnp.float32)
     f = jax.vmap(lambda L: fused_rigid_body(L, I, jnp.float32(0.01), steps=10))

@@ -11,5 +11,11 @@ from .compiler import Compiled as Compiled
 from .integrators import METHODS as METHODS
 from .precision import Precision as Precision
 from .solution import Solution as Solution
+from .structures import SE3 as SE3
+from .structures import SO3 as SO3
+from .structures import AbstractStructure as AbstractStructure
+from .structures import Canonical as Canonical
+from .structures import PointVortices as PointVortices
+from .structures import Poisson as Poisson
 
 __version__ = "0.1.0"

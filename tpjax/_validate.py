@@ -10,45 +10,38 @@ import numpy as np
 
 from .integrators import METHODS, AbstractIntegrator
 
-STRUCTURES = ("canonical", "so3", "se3")  # or a callable J(z) returning a skew matrix ("poisson")
 
-
-def method(m, structure: str) -> AbstractIntegrator:
+def method(m, structure) -> AbstractIntegrator:
+    """``method=`` as an integrator for ``structure`` (None: the structure's default)."""
+    m = structure.default_method if m is None else m
+    names = sorted(k for k, v in METHODS.items() if v.applies_to(structure))
     if isinstance(m, AbstractIntegrator):
         integ = m
     elif isinstance(m, str) and m in METHODS:
         integ = METHODS[m]
     else:
-        names = sorted(k for k, v in METHODS.items() if structure in v.structures)
         raise ValueError(f"method={m!r} is not a known integrator; use one of {names} or an integrator object")
-    if structure not in integ.structures:
-        names = sorted(k for k, v in METHODS.items() if structure in v.structures)
+    if not integ.applies_to(structure):
         raise ValueError(
-            f"method={integ.name!r} does not apply to structure={structure!r}; for that structure use one of {names}"
+            f"method={integ.name!r} does not apply to structure={structure.name!r}; for that structure use one of "
+            f"{names}"
         )
     return integ
 
 
-def structure(s) -> str:
-    if callable(s):
-        return "poisson"
-    if s not in STRUCTURES:
-        raise ValueError(f"structure={s!r} is not known; use one of {STRUCTURES} or a function J(z) -> (n, n) skew")
-    return s
+def precision(policy, parts):
+    """``precision=`` checked against the state dtype (None passes)."""
+    if policy is None:
+        return None
+    from .precision import Precision
 
-
-def poisson_state(state):
-    z = _array(state, "z")
-    if z.ndim != 1:
-        raise ValueError(f"state z must be a vector (n,) for a generic Poisson structure J(z), got {z.shape}")
-    return z
-
-
-def skew(J, z) -> None:
-    """J(z) must be an (n, n) skew-symmetric matrix (checked at z when concrete)."""
-    from .structures.lie_poisson import check_skew
-
-    check_skew(J, z, name="structure J")
+    if not isinstance(policy, Precision):
+        raise TypeError(f"precision must be a tpjax.Precision, got {type(policy).__name__}")
+    policy.check()
+    if jnp.dtype(parts[0].dtype).name != policy.step:
+        raise ValueError(f"precision.step={policy.step!r} but the state is {parts[0].dtype}; cast the state to "
+                         "the step dtype")  # fmt: skip
+    return policy
 
 
 def steps(n) -> int:
@@ -83,64 +76,12 @@ def dt(value, dtype):
     return jnp.asarray(v, dtype=dtype)
 
 
-def canonical_state(state) -> tuple:
-    if not isinstance(state, tuple | list) or len(state) != 2:
-        raise TypeError(
-            f"state must be a (q, p) pair for structure='canonical', got {type(state).__name__}"
-            + (f" of length {len(state)}" if isinstance(state, tuple | list) else "")
-            + "; pass tpjax.integrate(H, (q, p), ...) or choose structure='so3' for a single vector L"
-        )
-    q, p = (_array(x, n) for x, n in zip(state, ("q", "p"), strict=True))
-    if q.shape != p.shape:
-        raise ValueError(f"state: q and p must have the same shape, got q{q.shape} and p{p.shape}")
-    if q.dtype != p.dtype:
-        raise ValueError(f"state: q and p must have the same dtype, got {q.dtype} and {p.dtype}; cast one")
-    return q, p
-
-
-def so3_state(state):
-    L = _array(state, "L")
-    if L.shape[-1:] != (3,) or L.ndim != 1:
-        raise ValueError(f"state L must have shape (3,) for structure='so3', got {L.shape}; vmap for ensembles")
-    return L
-
-
-def se3_state(state) -> tuple:
-    if not isinstance(state, tuple | list) or len(state) != 2:
-        raise TypeError("state must be an (L, Gamma) pair of (3,) arrays for structure='se3' (the heavy top)")
-    L, G = (_array(x, n) for x, n in zip(state, ("L", "Gamma"), strict=True))
-    if L.shape != (3,) or G.shape != (3,) or L.dtype != G.dtype:
-        raise ValueError(f"state: L and Gamma must both be (3,) of one dtype, got {L.shape} {L.dtype} and "
-                         f"{G.shape} {G.dtype}; vmap for ensembles")  # fmt: skip
-    return L, G
-
-
-def _array(x, name: str):
-    if not hasattr(x, "dtype"):
-        if isinstance(x, numbers.Number):
-            x = jnp.asarray(x, dtype=jax.dtypes.canonicalize_dtype(float))
-        else:
-            raise TypeError(f"state {name} must be an array or a number, got {type(x).__name__}")
-    if not jnp.issubdtype(x.dtype, jnp.floating):
-        raise TypeError(f"state {name} must be floating point, got {x.dtype}; e.g. {name}.astype(jnp.float32)")
-    return x
-
-
 def energy_aval(traced) -> None:
     a = traced.energy_aval
     if a.shape != ():
         raise ValueError(f"H must return a scalar energy, got shape {a.shape}; reduce it, e.g. jnp.sum(...)")
     if not jnp.issubdtype(a.dtype, jnp.floating):
         raise TypeError(f"H must return a floating-point scalar, got {a.dtype}")
-
-
-def separable(traced, integ) -> None:
-    if getattr(integ, "explicit", False) and (traced.depends(0, 1) or traced.depends(1, 0)):
-        raise ValueError(
-            f"method={integ.name!r} is an explicit splitting and needs a separable H(q, p) = T(p) + V(q), "
-            "but dH/dq depends on p (found in the jaxpr of H). An explicit method would silently lose "
-            "symplecticity; use method='implicit_midpoint' for non-separable H"
-        )
 
 
 #: platform names of Apple-GPU plugins: jax-metal (METAL, unmaintained), jax-mps (mps), metaljax (metal),

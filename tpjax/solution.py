@@ -11,7 +11,8 @@ import jax.numpy as jnp
 class Solution(NamedTuple):
     """Saved states of a trajectory (a pytree). ``ts[k]`` is the time of ``states`` entry k (the initial
     state first); ``energies`` is H at each saved state; ``casimirs`` the structure's Casimirs there
-    (so3: |L|^2; se3: (Gamma.Gamma, L.Gamma); canonical: None)."""
+    (so3: |L|^2; se3: (Gamma.Gamma, L.Gamma); point vortices: (impulse_x, impulse_y, angular
+    impulse); canonical: None). Time is the last axis of ``energies`` and of each Casimir."""
 
     ts: Any
     states: Any
@@ -21,7 +22,12 @@ class Solution(NamedTuple):
     @property
     def casimir_error(self):
         """Relative drift of each Casimir from its initial value (same layout as ``casimirs``)."""
-        return jax.tree.map(lambda c: jnp.abs(c - c[..., :1]) / jnp.abs(c[..., :1]), self.casimirs)
+
+        def rel(c):
+            c0 = c[..., :1]
+            return jnp.abs(c - c0) / jnp.maximum(jnp.abs(c0), jnp.finfo(c.dtype).tiny)
+
+        return jax.tree.map(rel, self.casimirs)
 
     @property
     def energy_error(self):
@@ -29,12 +35,3 @@ class Solution(NamedTuple):
         ``energies``, also for a vmapped Solution)."""
         e0 = self.energies[..., :1]
         return jnp.abs(self.energies - e0) / jnp.maximum(jnp.abs(e0), jnp.finfo(self.energies.dtype).tiny)
-
-
-def casimirs(structure: str, saved):
-    if structure == "so3":
-        return jnp.sum(saved[0] ** 2, axis=-1)
-    if structure == "se3":
-        L, G = saved
-        return (jnp.sum(G * G, axis=-1), jnp.sum(L * G, axis=-1))
-    return None

@@ -271,8 +271,8 @@ def generate(comp, save: bool = False) -> str:
     """
     if not comp.step.fully_tpir:
         _check_tpir(comp.step)
-    if getattr(comp, "structure", "canonical") != "canonical":
-        raise NotImplementedError(f"tpjax Triton codegen: structure {comp.structure!r} (canonical only)")
+    if not comp.structure.canonical:
+        raise NotImplementedError(f"tpjax Triton codegen: structure {comp.structure.name!r} (canonical only)")
     for k, c in enumerate(comp.consts):
         if np.shape(c) != ():
             raise NotImplementedError(

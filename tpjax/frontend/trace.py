@@ -19,25 +19,18 @@ from ..ir.ops import Op
 from .builder import Builder
 from .from_jaxpr import lower_jaxpr
 
-#: the pointer names of each structure's state parts.
-STATE_PTRS = {
-    "canonical": ("ptr_q", "ptr_p"), "so3": ("ptr_L",), "se3": ("ptr_L", "ptr_Gamma"), "poisson": ("ptr_z",),
-}  # fmt: skip
-STATE_NAMES = {"canonical": ("q", "p"), "so3": ("L",), "se3": ("L", "Gamma"), "poisson": ("z",)}
-
 
 @dataclasses.dataclass
 class Traced:
     """H traced once for one state signature: its jaxpr, constants, and one gradient jaxpr per part."""
 
-    structure: str
+    structure: Any  # the AbstractStructure (its ``ptrs`` and ``parts`` name the state)
     avals: tuple  # ShapeDtypeStruct of each state part
     jaxpr: Any  # ClosedJaxpr of H
-    consts: list  # H's constants (closed-over arrays / parameters), the program's C registers
+    consts: list  # H's constants (closed-over arrays / parameters), the first C registers of every program
     forward: Callable[..., Any]  # (*parts, *consts) -> E, run through TP-IR primitives
     grads: tuple  # one ClosedJaxpr per part: (*parts, ct, *consts) -> dH/dpart
     energy_aval: Any
-    J: Any = None  # ClosedJaxpr of a generic Poisson tensor J(z) (structure "poisson")
 
     def depends(self, k: int, j: int) -> bool:
         """Does dH/d(part k) depend on part j?  (structural, from the jaxpr)"""
@@ -53,13 +46,13 @@ def _reaches(jaxpr, seeds: set) -> bool:
     return any(v in dep for v in jaxpr.outvars if not isinstance(v, jax.extend.core.Literal))
 
 
-def trace(H: Callable, parts: tuple, structure: str) -> Traced:
+def trace(H: Callable, parts: tuple, structure) -> Traced:
     avals = tuple(jax.ShapeDtypeStruct(np.shape(x), jax.typeof(x).dtype) for x in parts)
     closed = jax.make_jaxpr(H)(*avals)
     (e_aval,) = [v.aval for v in closed.jaxpr.outvars]
     consts = list(closed.consts)
     fwd_prog = forward_program(closed, structure, consts)
-    ptrs = STATE_PTRS[structure]
+    ptrs = structure.ptrs
 
     def forward(*args):
         xs, cs = args[: len(parts)], args[len(parts) :]
@@ -83,11 +76,11 @@ def trace(H: Callable, parts: tuple, structure: str) -> Traced:
     return Traced(structure, avals, closed, consts, forward, tuple(grads), e_aval)
 
 
-def forward_program(closed, structure: str, consts: list):
+def forward_program(closed, structure, consts: list):
     """The forward phase as a program: LOAD state and constants, H's ops, STORE ptr_E."""
     b = Builder()
     regs = [b.load("S", ptr, v.aval, name) for ptr, v, name in
-            zip(STATE_PTRS[structure], closed.jaxpr.invars, STATE_NAMES[structure], strict=True)]  # fmt: skip
+            zip(structure.ptrs, closed.jaxpr.invars, structure.parts, strict=True)]  # fmt: skip
     e = emit_forward(b, closed, consts, regs)
     b.phase = "integrate"
     b.emit(Op.STORE, "ptr_E", (e,), aval=closed.jaxpr.outvars[0].aval, comment="energy")
@@ -110,7 +103,7 @@ def emit_forward(b: Builder, closed, consts, regs) -> str:
 def emit_gradient(b: Builder, tr: Traced, k: int, regs, const_regs, stage: str = "") -> str:
     """Append the backward phase computing dH/d(part k) at the current state registers."""
     b.phase, b.stage = "backward", stage
-    name = STATE_NAMES[tr.structure][k]
+    name = tr.structure.parts[k]
     ct = b.emit(Op.GRAD_INIT, b.fresh("G"), (1.0,), aval=tr.energy_aval, comment="adjoint of H")
     gj = tr.grads[k]
     (g,) = lower_jaxpr(b, gj.jaxpr, gj.consts, [*regs, ct, *const_regs], adjoint_inputs=(ct,))

@@ -1,7 +1,8 @@
 """Integrators: methods are data (stage tables); ``METHODS`` maps names to them."""
 
 from .base import AbstractIntegrator, Drift, Kick, Splitting
-from .lie import IMPLICIT_MIDPOINT, RIGID_BODY, RIGID_BODY4, ImplicitMidpoint, RigidBodySplitting
+from .lie import RIGID_BODY, RIGID_BODY4, RigidBodySplitting
+from .midpoint import IMPLICIT_MIDPOINT, ImplicitMidpoint
 from .splitting import LEAPFROG, POSITION_VERLET, SYMPLECTIC_EULER, YOSHIDA4
 
 METHODS: dict[str, AbstractIntegrator] = {

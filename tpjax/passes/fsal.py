@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from ..ir.node import Instr, Program
 from ..ir.ops import Op
+from .carry import declare
 
 FORCE = "ptr_force"
 
@@ -35,9 +36,15 @@ def _shape_of(block: list[Instr]) -> list:
              tuple(kv for kv in i.attrs if kv[0] != "key"), i.dtype, i.shape) for i in block]  # fmt: skip
 
 
+def _is_kick(prog: Program, stage: str) -> bool:
+    """A kick stage applies POISSON_J type=NEGATE (pdot = -dH/dq) to its gradient."""
+    pj = [i for i in prog.instrs if i.stage == stage and i.op is Op.POISSON_J]
+    return len(pj) == 1 and pj[0].attr("type") == "NEGATE"
+
+
 def applicable(prog: Program) -> bool:
     st = _stages(prog)
-    if len(st) < 2 or "kick" not in st[0] or "kick" not in st[-1] or prog.count(Op.LOAD) == 0:
+    if len(st) < 2 or prog.count(Op.LOAD) == 0 or not (_is_kick(prog, st[0]) and _is_kick(prog, st[-1])):
         return False
     if any(i.dst == (FORCE,) for i in prog.instrs):
         return False
@@ -62,7 +69,7 @@ def fsal(prog: Program) -> Program:
                   "force for the next step's first kick")  # fmt: skip
     body = [i for i in prog.instrs if id(i) not in drop]
     body = body[:n_loads] + [load] + body[n_loads:] + [store]
-    return Program(tuple(body), prog.meta + (("fsal", "1"),), prog.opaque)
+    return declare(Program(tuple(body), prog.meta + (("fsal", "1"),), prog.opaque), FORCE, "prologue")
 
 
 def prologue(prog: Program) -> Program | None:

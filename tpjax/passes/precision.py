@@ -23,6 +23,7 @@ from ..ir.node import Instr, Program
 from ..ir.ops import Op
 from ..precision import Precision
 from ..primitives._common import DTYPE_FROM_NAME, DTYPE_NAMES
+from .carry import declare
 from .rewrite import FLOATS
 
 BLOCK = ("backward", "poisson")
@@ -169,7 +170,10 @@ def kahan(prog: Program) -> Program:
     for s in states:
         ld = ptrs[s]
         out.append(Instr(Op.STORE, (f"{ld.args[0]}_comp",), (comp[s],), (), ld.dtype, ld.shape, "integrate"))
-    return prog.with_instrs(out)
+    prog = prog.with_instrs(out)
+    for s in states:
+        prog = declare(prog, f"{ptrs[s].args[0]}_comp", "zeros", ptrs[s].args[0])
+    return prog
 
 
 def precision(policy: Precision) -> Callable[[Program], Program]:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.flatten_util import ravel_pytree
 
 Array = jax.Array
@@ -109,8 +110,9 @@ def check_skew(J_fn: Callable, z, name: str = "J", rtol: float | None = None) ->
     if rtol is None:
         dtype = J.dtype if jnp.issubdtype(J.dtype, jnp.inexact) else jnp.float32
         rtol = 100 * float(jnp.finfo(dtype).eps)
-    asym = float(jnp.max(jnp.abs(J + J.T)))
-    scale = max(1.0, float(jnp.max(jnp.abs(J))))
+    Jn = np.asarray(J)  # concrete here: check in numpy (jnp ops would be traced inside an outer jit)
+    asym = float(np.max(np.abs(Jn + Jn.T)))
+    scale = max(1.0, float(np.max(np.abs(Jn))))
     if not asym <= rtol * scale:
         raise ValueError(
             f"`{name}` is not skew-symmetric: max |{name} + {name}^T| = {asym:.3e} at the given state "

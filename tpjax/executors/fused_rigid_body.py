@@ -15,7 +15,7 @@ import jax.numpy as jnp
 from jax.extend.core import Primitive
 from jax.interpreters import ad, batching
 
-from ._cuda import register_lowerings
+from ..primitives._cuda import register_lowerings
 
 # 1. primitive
 fused_rigid_body_p = Primitive("tp_fused_rigid_body")
@@ -93,7 +93,7 @@ def _cuda(L, inertia, dt, *, steps, order, fast_math):
     ):
         return _reference(L, inertia, dt, steps=steps, order=order, fast_math=fast_math)
     from .. import _compat
-    from ._cuda import kernel_module
+    from ..primitives._cuda import kernel_module
 
     k = kernel_module("rigid_body")
     flat = L.reshape(-1, 3)

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 from jax.extend.core import Primitive
 from jax.interpreters import ad, batching
 
-from ._cuda import register_lowerings
+from ..primitives._cuda import register_lowerings
 
 # 1. primitive
 fused_integrate_p = Primitive("tp_fused_integrate")
@@ -79,13 +79,14 @@ def _abstract(q, p, dt, *consts, comp, steps, fast_math, save_every):
 # 4. impl: the reference path, vmapped over the flattened leading (ensemble) dims
 def _reference(q, p, dt, *consts, comp, steps, fast_math, save_every):
     from .. import adjoint
-    from ..api import _for_xla, _initial, _stepper
+    from .xla import for_xla
 
-    comp = _for_xla(comp)
-    step, _ = _stepper(comp)
+    comp = for_xla(comp)
+    stepper = comp.method.stepper(comp)
+    step = stepper.step
 
     def one(a, b):
-        z0 = _initial(comp, (a, b), consts)
+        z0 = stepper.initial(tuple(consts), (a, b))
         if save_every is None:
             z = adjoint.solve(step, z0, dt, tuple(consts), steps=steps, adjoint="reversible")
             return z[0], z[1]

@@ -1,0 +1,57 @@
+"""The executor choice shared by ``integrate`` and ``trajectory``, validated once."""
+
+from __future__ import annotations
+
+import jax
+
+from .base import AbstractExecutor
+from .kernel import FusedKernel, RigidBodyKernel
+from .xla import XlaLoop
+
+BACKENDS = ("auto", "xla", "triton")
+
+
+def kernel_for(comp, fast_math: bool) -> tuple[AbstractExecutor | None, str | None]:
+    """The fused-kernel executor that can run ``comp`` and None, or None and the reason none can."""
+    from ..integrators.base import Splitting
+    from ..integrators.lie import RigidBodySplitting
+
+    if comp.precision is not None:
+        return None, "the fused kernels run one dtype and no Precision policy; use backend='xla'"
+    if isinstance(comp.method, RigidBodySplitting):
+        return RigidBodyKernel(fast_math), None  # kernels/rigid_body.py
+    if not (comp.structure.canonical and isinstance(comp.method, Splitting)):
+        return None, "the fused kernels cover canonical splittings and the so3 rigid-body splitting"
+    try:
+        from ..codegen import triton as tg
+
+        tg.generate(comp)
+    except (NotImplementedError, ImportError) as e:
+        return None, str(e)
+    return FusedKernel(fast_math), None
+
+
+def on_cuda() -> bool:
+    """Is the default backend a CUDA GPU that jax-triton can launch kernels on?"""
+    from .. import _compat
+
+    return _compat.has_jax_triton() and jax.default_backend() == "gpu"
+
+
+def choose(comp, backend: str = "auto", fast_math: bool = False) -> AbstractExecutor:
+    """The executor for ``comp``: "xla" the XLA loop; "triton" a fused kernel (or a clear error);
+    "auto" a fused kernel on CUDA when one applies, else the XLA loop."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend={backend!r} is not known; use one of {BACKENDS}")
+    if not isinstance(fast_math, bool):
+        raise TypeError(f"fast_math must be True or False, got {fast_math!r}")
+    if fast_math and backend == "xla":
+        raise ValueError("fast_math=True needs the Triton kernel; use backend='triton' or 'auto' on CUDA")
+    if backend == "xla":
+        return XlaLoop()
+    executor, why = kernel_for(comp, fast_math) if on_cuda() else (None, "no CUDA GPU with jax-triton")
+    if backend == "triton" and why:
+        raise NotImplementedError(f"backend='triton' cannot run this program: {why}; use backend='xla'")
+    if fast_math and why:
+        raise ValueError(f"fast_math=True needs the fused Triton kernel, which cannot run here: {why}")
+    return executor or XlaLoop()
