@@ -4,6 +4,7 @@
 grad; ``compile`` shows the TP-IR program. See README.md and DESIGN notes.
 """
 
+from ._memory import EnsembleTooLarge as EnsembleTooLarge
 from .api import compile as compile  # noqa: A004
 from .api import integrate as integrate
 from .api import trajectory as trajectory

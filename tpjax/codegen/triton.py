@@ -1,6 +1,6 @@
 """Loading and launching the generated Triton kernel (the source itself comes from ``triton_source``).
 
-``kernel(comp)`` imports the generated source from a real file (Triton's JIT reads function source) and
+``kernel(comp)`` imports the generated source through the private on-disk cache (``kernel_cache``) and
 caches it by text; ``fused_integrate`` launches it through ``tpjax._compat.triton_call``;
 ``flops_per_step`` counts the arithmetic the kernel executes; ``register`` adds the generated code to
 ``TPJAX_DEBUG=3`` output.
@@ -8,16 +8,11 @@ caches it by text; ``fused_integrate`` launches it through ``tpjax._compat.trito
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
-import os
-import sys
-import tempfile
-
 import numpy as np
 
 from ..ir.node import Program
 from ..ir.ops import Op
+from . import kernel_cache
 from .triton_source import _OPAQUE_MSG as _OPAQUE_MSG
 from .triton_source import BLOCK as BLOCK
 from .triton_source import KERNEL_NAME as KERNEL_NAME
@@ -29,30 +24,13 @@ from .triton_source import generate_program as generate_program
 _MODULES: dict[str, object] = {}  # generated source -> imported module
 
 
-def _gen_dir() -> str:
-    d = os.environ.get("TPJAX_TRITON_GEN_DIR") or os.path.join(tempfile.gettempdir(), f"tpjax_triton_{os.getuid()}")
-    os.makedirs(d, exist_ok=True)
-    return d
-
-
 def load_kernel(source: str):
-    """Import ``source`` from a real file (Triton's JIT reads the function's source) and return the
-    kernel; cached by the source text."""
+    """Import ``source`` through the private kernel cache (``kernel_cache.load_module``: a real file, since
+    Triton's JIT reads the function's source; verified against its hash before it is executed) and return
+    the kernel; cached by the source text."""
     mod = _MODULES.get(source)
     if mod is None:
-        digest = hashlib.sha256(source.encode()).hexdigest()[:16]
-        name = f"tpjax_triton_gen_{digest}"
-        path = os.path.join(_gen_dir(), name + ".py")
-        if not os.path.exists(path) or open(path).read() != source:
-            tmp = f"{path}.{os.getpid()}.tmp"
-            with open(tmp, "w") as fh:
-                fh.write(source)
-            os.replace(tmp, path)
-        spec = importlib.util.spec_from_file_location(name, path)
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
-        _MODULES[source] = mod
+        mod = _MODULES[source] = kernel_cache.load_module(source)
     return getattr(mod, KERNEL_NAME)
 
 
