@@ -20,7 +20,7 @@ ROOT = pathlib.Path(tpjax.__file__).parent
 
 #: bottom to top; a unit (a sub-package, or a top-level module) may import only units of lower layers.
 LAYERS = (
-    ("_compat", "ir"),
+    ("_compat", "_memory", "ir"),
     ("primitives",),
     ("adjoint", "precision", "solution"),
     ("passes",),

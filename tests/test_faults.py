@@ -4,6 +4,7 @@
 import os
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -111,3 +112,13 @@ def test_two_billion_pendulums_do_not_fit_on_the_gpu():
     e = err.value
     assert e.available == limit and e.needed == 13 * 2 * 2**31 * 8 > limit
     assert "float64[2147483648]" in str(e) and f"{limit:,} bytes" in str(e)
+
+
+def test_integrate_refuses_an_ensemble_larger_than_the_device():
+    """The executors run the pre-flight check: 2**40 float32 pendulums (4 TiB each for q and p) do not fit."""
+    import tpjax
+
+    H = lambda q, p: jnp.sum(0.5 * p**2 - jnp.cos(q))
+    big = jax.ShapeDtypeStruct((2**40,), jnp.float32)
+    with pytest.raises(tpjax.EnsembleTooLarge, match="1099511627776"):
+        jax.eval_shape(lambda q, p: tpjax.integrate(H, (q, p), dt=0.01, steps=10), big, big)

@@ -22,3 +22,10 @@ class AbstractExecutor(abc.ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
+
+
+def preflight(parts, steps: int, save_every: int | None) -> None:
+    """Refuse a run whose state and saved states cannot fit on the default device (EnsembleTooLarge)."""
+    from .._memory import check_fits
+
+    check_fits(tuple(parts), steps, save_every)

@@ -69,6 +69,9 @@ def _system_shape(comp, q, p) -> tuple[int, ...]:
 # 3. abstract eval
 def _abstract(q, p, dt, *consts, comp, steps, fast_math, save_every):
     _system_shape(comp, q, p)
+    from .base import preflight
+
+    preflight((q, p), steps, save_every)  # here the whole (vmapped) ensemble is visible
     out = [jax.core.ShapedArray(q.shape, q.dtype), jax.core.ShapedArray(p.shape, p.dtype)]
     if save_every is not None:
         k = _n_saves(steps, save_every)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import jax
 
-from .base import AbstractExecutor
+from .base import AbstractExecutor, preflight
 
 
 class FusedKernel(AbstractExecutor):
@@ -23,6 +23,7 @@ class FusedKernel(AbstractExecutor):
     def run(self, comp, parts, dt, *, steps, save_every=None, adjoint=None, reanchor=None):
         from .fused_integrate import fused_integrate
 
+        preflight(parts, steps, save_every)
         out = fused_integrate(comp, *parts, dt, comp.consts, steps=steps, fast_math=self.fast_math,
                               save_every=save_every)  # fmt: skip
         return tuple(out[:2]), None if save_every is None else tuple(out[2:])
@@ -39,6 +40,7 @@ class RigidBodyKernel(AbstractExecutor):
     def run(self, comp, parts, dt, *, steps, save_every=None, adjoint=None, reanchor=None):
         from .fused_rigid_body import fused_rigid_body
 
+        preflight(parts, steps, save_every)
         inertia = comp.method.inertia(comp)
 
         def advance(L, n):

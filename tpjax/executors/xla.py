@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import jax
 
-from .base import AbstractExecutor
+from .base import AbstractExecutor, preflight
 
 
 def for_xla(comp):
@@ -27,6 +27,7 @@ class XlaLoop(AbstractExecutor):
     def run(self, comp, parts, dt, *, steps, save_every=None, adjoint=None, reanchor=None):
         from .. import adjoint as adj
 
+        preflight(parts, steps, save_every)
         comp = for_xla(comp)
         stepper = comp.method.stepper(comp)
         z0 = stepper.initial(stepper.params, parts)
