@@ -182,3 +182,29 @@ def test_fsal_does_not_depend_on_stage_labels(monkeypatch):
     monkeypatch.setattr(base.Kick, "__str__", lambda self: f"impulse({self.c:g})")  # a renamed label
     comp = tpjax.compile(lambda q, p: 0.5 * p**2 - jnp.cos(q), (jnp.float32(1.0), jnp.float32(0.0)))
     assert comp.carries_force and "impulse(0.5)" in str(comp.source)
+
+
+# ---- the executor is decided at lowering: the default call's CUDA cross-lowering shows the kernel ------
+@pytest.mark.skipif(not _compat.has_jax_triton(), reason="needs jax-triton (and the CUDA plugin) to cross-lower")
+def test_default_integrate_cross_lowers_to_the_fused_kernel_for_cuda():
+    H = lambda q, p: 0.5 * p**2 - jnp.cos(q)
+    q = jnp.linspace(0.1, 1.0, 64, dtype=jnp.float32)
+    f = jax.vmap(lambda a, b: tpjax.integrate(H, (a, b), dt=0.01, steps=50))  # no backend= argument
+    assert _compat.lower_text_for_cuda(f, q, q).count("triton_kernel_call") == 1
+    cpu = jax.jit(f).lower(q, q).as_text()  # the CPU lowering of the same call is the XLA loop
+    assert "triton_kernel_call" not in cpu and "while" in cpu
+    ref = jax.vmap(lambda a, b: tpjax.integrate(H, (a, b), dt=0.01, steps=50, backend="xla"))(q, q)
+    np.testing.assert_array_equal(f(q, q)[0], ref[0])
+
+
+def test_default_path_honours_the_adjoint_argument():
+    H = lambda q, p: 0.5 * p**2 - jnp.cos(q)
+    q = jnp.linspace(0.1, 1.0, 8)
+
+    def loss(a, adjoint):
+        run = jax.vmap(lambda a, b: tpjax.integrate(H, (a, b), dt=0.05, steps=40, adjoint=adjoint)[0])
+        return jnp.sum(run(a, q) ** 2)
+
+    ref = jax.grad(loss)(q, "direct")
+    for how in ("reversible", "checkpointed", None):
+        np.testing.assert_allclose(jax.grad(loss)(q, how), ref, rtol=1e-5)

@@ -39,8 +39,13 @@ def on_cuda() -> bool:
 
 
 def choose(comp, backend: str = "auto", fast_math: bool = False) -> AbstractExecutor:
-    """The executor for ``comp``: "xla" the XLA loop; "triton" a fused kernel (or a clear error);
-    "auto" a fused kernel on CUDA when one applies, else the XLA loop."""
+    """The executor for ``comp``: "xla" the XLA loop; "triton" a fused kernel on CUDA (or a clear error);
+    "auto" the fused-kernel executor whenever one applies to the program, else the XLA loop.
+
+    The fused executors run one primitive whose CUDA lowering is the Triton kernel and whose every other
+    lowering (and every derivative) is the XLA loop with the requested adjoint, so under "auto" the
+    platform is decided when the call is lowered: a CUDA cross-lowering (``jax.export`` for cuda, or
+    ``lower(lowering_platforms=("cuda",))``) from a CPU host shows the kernel a GPU would run."""
     if backend not in BACKENDS:
         raise ValueError(f"backend={backend!r} is not known; use one of {BACKENDS}")
     if not isinstance(fast_math, bool):
@@ -49,7 +54,9 @@ def choose(comp, backend: str = "auto", fast_math: bool = False) -> AbstractExec
         raise ValueError("fast_math=True needs the Triton kernel; use backend='triton' or 'auto' on CUDA")
     if backend == "xla":
         return XlaLoop()
-    executor, why = kernel_for(comp, fast_math) if on_cuda() else (None, "no CUDA GPU with jax-triton")
+    executor, why = kernel_for(comp, fast_math)
+    if (backend == "triton" or fast_math) and not why and not on_cuda():
+        why = "no CUDA GPU with jax-triton"
     if backend == "triton" and why:
         raise NotImplementedError(f"backend='triton' cannot run this program: {why}; use backend='xla'")
     if fast_math and why:

@@ -8,10 +8,12 @@ primitives in a lax.scan with the reversible adjoint). The primitive owns what t
 transposes that).
 
 Operands: ``q, p, dt, *consts``. Static params: ``comp``, ``steps``, ``fast_math``, ``save_every``
-(None or a positive int dividing ``steps``). Results: ``[q_final, p_final]`` shaped like q, or with
-``save_every`` ``[q_final, p_final, Q, P]`` where Q, P have shape ``(steps // save_every, *q.shape)`` and
-``Q[k]`` is q after ``(k + 1) * save_every`` steps (the initial state is not included; ``Q[-1] ==
-q_final``). Under ``jax.vmap`` the saved outputs keep the save axis first: their batch axis is 1.
+(None or a positive int dividing ``steps``), and ``adjoint``, ``reanchor``: how the reference path (every
+lowering but CUDA's, and every derivative) differentiates its loop. Results: ``[q_final, p_final]``
+shaped like q, or with ``save_every`` ``[q_final, p_final, Q, P]`` where Q, P have shape
+``(steps // save_every, *q.shape)`` and ``Q[k]`` is q after ``(k + 1) * save_every`` steps (the
+initial state is not included; ``Q[-1] == q_final``). Under ``jax.vmap`` the saved outputs keep the
+save axis first: their batch axis is 1.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ fused_integrate_p.multiple_results = True
 
 # 2. public wrapper
 def fused_integrate(comp, q, p, dt, consts=(), *, steps: int, fast_math: bool = False,
-                    save_every: int | None = None):  # fmt: skip
+                    save_every: int | None = None, adjoint: str = "reversible",
+                    reanchor: int | None = None):  # fmt: skip
     """Final (q, p) of every system of the ensemble (q, p: shape ``(..., *s)`` where ``s`` is comp's
     per-system shape, () or (d,); the leading dims are the ensemble); with
     ``save_every``, (q, p, Q, P): also the states after every ``save_every`` steps, Q, P of shape
@@ -43,7 +46,7 @@ def fused_integrate(comp, q, p, dt, consts=(), *, steps: int, fast_math: bool = 
 
         save_every = _validate.save_every(save_every, steps)  # a positive int dividing steps
     return fused_integrate_p.bind(q, p, dt, *consts, comp=comp, steps=steps, fast_math=bool(fast_math),
-                                  save_every=save_every)  # fmt: skip
+                                  save_every=save_every, adjoint=adjoint, reanchor=reanchor)  # fmt: skip
 
 
 def _n_saves(steps, save_every):
@@ -67,7 +70,7 @@ def _system_shape(comp, q, p) -> tuple[int, ...]:
 
 
 # 3. abstract eval
-def _abstract(q, p, dt, *consts, comp, steps, fast_math, save_every):
+def _abstract(q, p, dt, *consts, comp, steps, fast_math, save_every, adjoint, reanchor):
     _system_shape(comp, q, p)
     from .base import preflight
 
@@ -80,8 +83,8 @@ def _abstract(q, p, dt, *consts, comp, steps, fast_math, save_every):
 
 
 # 4. impl: the reference path, vmapped over the flattened leading (ensemble) dims
-def _reference(q, p, dt, *consts, comp, steps, fast_math, save_every):
-    from .. import adjoint
+def _reference(q, p, dt, *consts, comp, steps, fast_math, save_every, adjoint, reanchor):
+    from ..adjoint import solve
     from .xla import for_xla
 
     comp = for_xla(comp)
@@ -91,10 +94,10 @@ def _reference(q, p, dt, *consts, comp, steps, fast_math, save_every):
     def one(a, b):
         z0 = stepper.initial(tuple(consts), (a, b))
         if save_every is None:
-            z = adjoint.solve(step, z0, dt, tuple(consts), steps=steps, adjoint="reversible")
+            z = solve(step, z0, dt, tuple(consts), steps=steps, adjoint=adjoint, reanchor=reanchor)
             return z[0], z[1]
-        z, saved = adjoint.solve(step, z0, dt, tuple(consts), steps=steps, save_every=save_every,
-                                 adjoint="reversible")  # fmt: skip
+        z, saved = solve(step, z0, dt, tuple(consts), steps=steps, save_every=save_every, adjoint=adjoint,
+                         reanchor=reanchor)  # fmt: skip
         return z[0], z[1], saved[0], saved[1]
 
     sys_shape = _system_shape(comp, q, p)
@@ -133,7 +136,7 @@ def _batch(args, dims, **params):
 
 
 # 7. lowerings: the reference through XLA everywhere; the generated Triton kernel on CUDA.
-def _cuda(q, p, dt, *consts, comp, steps, fast_math, save_every):
+def _cuda(q, p, dt, *consts, comp, steps, fast_math, save_every, adjoint, reanchor):
     from ..codegen import triton as tg
 
     out = tg.fused_integrate(comp, q, p, dt, steps, fast_math=fast_math, consts=consts, save_every=save_every)

@@ -22,7 +22,17 @@ fused_rigid_body_p = Primitive("tp_fused_rigid_body")
 
 
 # 2. public wrapper
-def fused_rigid_body(L, inertia, dt, *, steps: int, order: int = 2, fast_math: bool = False):
+def fused_rigid_body(
+    L,
+    inertia,
+    dt,
+    *,
+    steps: int,
+    order: int = 2,
+    fast_math: bool = False,
+    adjoint: str = "reversible",
+    reanchor: int | None = None,
+):
     """L after ``steps`` steps of the explicit Lie-Poisson splitting for H = sum_i L_i^2 / (2 I_i).
 
     Properties: Poisson map, |L|^2 preserved to roundoff, symmetric; order 2 (Strang: R1(dt/2) R2(dt/2)
@@ -46,21 +56,24 @@ def fused_rigid_body(L, inertia, dt, *, steps: int, order: int = 2, fast_math: b
     dt = jnp.asarray(dt, L.dtype)
     if dt.shape != ():
         raise ValueError(f"fused_rigid_body: dt has shape {dt.shape}, expected ().")
-    return fused_rigid_body_p.bind(L, inertia, dt, steps=int(steps), order=int(order), fast_math=bool(fast_math))
+    return fused_rigid_body_p.bind(L, inertia, dt, steps=int(steps), order=int(order), fast_math=bool(fast_math),
+                                   adjoint=adjoint, reanchor=reanchor)  # fmt: skip
 
 
 # 3. abstract eval
-def _abstract(L, inertia, dt, *, steps, order, fast_math):
+def _abstract(L, inertia, dt, *, steps, order, fast_math, adjoint, reanchor):
     return jax.core.ShapedArray(L.shape, L.dtype)
 
 
 # 4. impl: the reference path over the flattened ensemble
-def _reference(L, inertia, dt, *, steps, order, fast_math):
+def _reference(L, inertia, dt, *, steps, order, fast_math, adjoint, reanchor):
+    from ..adjoint import solve
     from ..integrators.rigid_body import rigid_body_order4, rigid_body_strang
 
-    step = rigid_body_order4 if order == 4 else rigid_body_strang
+    f = rigid_body_order4 if order == 4 else rigid_body_strang
+    step = lambda params, z, dt: (f(z[0], dt, params[0]),)
     flat = L.reshape(-1, 3)
-    out = jax.lax.scan(lambda z, _: (step(z, dt, inertia), None), flat, None, length=steps)[0]
+    out = solve(step, (flat,), dt, (inertia,), steps=steps, adjoint=adjoint, reanchor=reanchor)[0]
     return out.reshape(L.shape)
 
 
@@ -82,7 +95,7 @@ def _batch(args, dims, **params):
 
 
 # 7. lowerings: the reference through XLA everywhere; the hand-written Triton kernel on CUDA.
-def _cuda(L, inertia, dt, *, steps, order, fast_math):
+def _cuda(L, inertia, dt, *, steps, order, fast_math, adjoint, reanchor):
     if (
         L.size == 0
         or steps == 0
@@ -91,7 +104,8 @@ def _cuda(L, inertia, dt, *, steps, order, fast_math):
         or dt.size != 1
         or 3 * L.size >= 2**31  # int32 offsets in the kernel
     ):
-        return _reference(L, inertia, dt, steps=steps, order=order, fast_math=fast_math)
+        return _reference(L, inertia, dt, steps=steps, order=order, fast_math=fast_math, adjoint=adjoint,
+                          reanchor=reanchor)  # fmt: skip
     from .. import _compat
     from ..primitives._cuda import kernel_module
 

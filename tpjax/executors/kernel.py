@@ -24,8 +24,11 @@ class FusedKernel(AbstractExecutor):
         from .fused_integrate import fused_integrate
 
         preflight(parts, steps, save_every)
+        from .xla import resolve_adjoint
+
+        how = resolve_adjoint(adjoint, comp.method)
         out = fused_integrate(comp, *parts, dt, comp.consts, steps=steps, fast_math=self.fast_math,
-                              save_every=save_every)  # fmt: skip
+                              save_every=save_every, adjoint=how, reanchor=reanchor)  # fmt: skip
         return tuple(out[:2]), None if save_every is None else tuple(out[2:])
 
 
@@ -41,10 +44,14 @@ class RigidBodyKernel(AbstractExecutor):
         from .fused_rigid_body import fused_rigid_body
 
         preflight(parts, steps, save_every)
+        from .xla import resolve_adjoint
+
         inertia = comp.method.inertia(comp)
+        how = resolve_adjoint(adjoint, comp.method)
 
         def advance(L, n):
-            return fused_rigid_body(L, inertia, dt, steps=n, order=comp.method.order, fast_math=self.fast_math)
+            return fused_rigid_body(L, inertia, dt, steps=n, order=comp.method.order, fast_math=self.fast_math,
+                                    adjoint=how, reanchor=reanchor)  # fmt: skip
 
         if save_every is None:
             return (advance(parts[0], steps),), None
