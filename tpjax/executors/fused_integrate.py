@@ -83,7 +83,7 @@ def _abstract(q, p, dt, *consts, comp, steps, fast_math, save_every, adjoint, re
 
 
 # 4. impl: the reference path, vmapped over the flattened leading (ensemble) dims
-def _reference(q, p, dt, *consts, comp, steps, fast_math, save_every, adjoint, reanchor):
+def _reference(q, p, dt, *consts, comp, steps, fast_math, save_every, adjoint="reversible", reanchor=None):
     from ..adjoint import solve
     from .xla import for_xla
 
