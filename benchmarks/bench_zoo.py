@@ -260,7 +260,10 @@ def fmt(x):
 
 
 def table(rows):
-    head = "| case | N x steps | scan u1 | u10 | u50 | pallas | diffrax | tpjax | tpjax / best | %peak | grad user u10 | grad tpjax |"
+    head = (
+        "| case | N x steps | scan u1 | u10 | u50 | pallas | diffrax | tpjax | tpjax / best | %peak "
+        "| grad user u10 | grad tpjax |"
+    )
     lines = [head, "|" + "---|" * 12]
     for r in rows:
         users = [r[k] for k in ("u1", "u10", "u50", "pallas") if isinstance(r[k], float)]
