@@ -22,13 +22,18 @@ def kernel_for(comp, fast_math: bool) -> tuple[AbstractExecutor | None, str | No
         return RigidBodyKernel(fast_math), None  # kernels/rigid_body.py
     if not (comp.structure.canonical and isinstance(comp.method, Splitting)):
         return None, "the fused kernels cover canonical splittings and the so3 rigid-body splitting"
-    try:
-        from ..codegen import triton as tg
+    from ..codegen import triton as tg
+    from ..codegen.lanes import lanes
 
-        tg.generate(comp)
-    except (NotImplementedError, ImportError) as e:
-        return None, str(e)
-    return FusedKernel(fast_math), None
+    per_element = lanes(comp)  # an elementwise flow: one system per array element (no vmap needed)
+    for kernel_comp in (per_element, comp) if per_element is not None else (comp,):
+        try:
+            tg.generate(kernel_comp)
+        except (NotImplementedError, ImportError) as e:
+            why = str(e)
+            continue
+        return FusedKernel(fast_math, kernel_comp), None
+    return None, why
 
 
 def on_cuda() -> bool:

@@ -13,12 +13,16 @@ from .base import AbstractExecutor, preflight
 
 
 class FusedKernel(AbstractExecutor):
-    """The multi-step Triton kernel generated from a canonical splitting's TP-IR (state in registers)."""
+    """The multi-step Triton kernel generated from a canonical splitting's TP-IR (state in registers).
+
+    ``kernel_comp``: the program the kernel runs -- ``comp`` itself, or its per-element form when the flow
+    is elementwise over a flat array (``tpjax.codegen.lanes``)."""
 
     name = "fused_kernel"
 
-    def __init__(self, fast_math: bool = False):
+    def __init__(self, fast_math: bool = False, kernel_comp=None):
         self.fast_math = fast_math
+        self.kernel_comp = kernel_comp
 
     def run(self, comp, parts, dt, *, steps, save_every=None, adjoint=None, reanchor=None):
         from .fused_integrate import fused_integrate
@@ -27,7 +31,8 @@ class FusedKernel(AbstractExecutor):
         from .xla import resolve_adjoint
 
         how = resolve_adjoint(adjoint, comp.method)
-        out = fused_integrate(comp, *parts, dt, comp.consts, steps=steps, fast_math=self.fast_math,
+        kc = self.kernel_comp if self.kernel_comp is not None else comp
+        out = fused_integrate(kc, *parts, dt, comp.consts, steps=steps, fast_math=self.fast_math,
                               save_every=save_every, adjoint=how, reanchor=reanchor)  # fmt: skip
         return tuple(out[:2]), None if save_every is None else tuple(out[2:])
 
