@@ -10,6 +10,8 @@ from .api import integrate as integrate
 from .api import trajectory as trajectory
 from .compiler import Compiled as Compiled
 from .integrators import METHODS as METHODS
+from .integrators import Composition as Composition
+from .integrators import Splitting as Splitting
 from .precision import Precision as Precision
 from .solution import Solution as Solution
 from .structures import SE3 as SE3
