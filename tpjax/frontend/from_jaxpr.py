@@ -9,16 +9,11 @@ from __future__ import annotations
 import numpy as np
 from jax.extend.core import Literal
 
+from ..ir.elem_table import BY_JAX_NAME
 from ..ir.ops import Op
 from ..primitives._common import dtype_name
 from .builder import Builder, literal_value
 
-_UNARY = {
-    "sin": "sin", "cos": "cos", "tan": "tan", "exp": "exp", "log": "log", "sqrt": "sqrt",
-    "rsqrt": "rsqrt", "tanh": "tanh", "abs": "abs", "sign": "sign", "log1p": "log1p", "expm1": "expm1",
-    "logistic": "logistic", "neg": "neg", "square": "sq",
-}  # fmt: skip
-_BINARY = {"div": "div", "pow": "pow", "max": "max", "min": "min", "atan2": "atan2"}
 _ALIAS = ("copy", "copy_p", "tp_load", "tp_store", "optimization_barrier")
 _INLINE = ("pjit", "jit", "closed_call", "core_call", "remat", "checkpoint")
 
@@ -72,10 +67,8 @@ RULES = {
     ),  # fmt: skip
     "tp_lie_cross": lambda b, e, x, y: b.emit(Op.LIE_CROSS, b.fresh("F"), (x, y), aval=e.outvars[0].aval),
 }
-for _name, _func in _UNARY.items():
-    RULES[_name] = lambda b, e, x, _f=_func: _elem(b, e, _f, x)  # f(x) -> ELEM f, x
-for _name, _func in _BINARY.items():
-    RULES[_name] = lambda b, e, x, y, _f=_func: _elem(b, e, _f, x, y)  # f(x, y) -> ELEM f, x, y
+for _name, _func in BY_JAX_NAME.items():  # f(x[, y]) -> ELEM f, x[, y]   (the registry's jaxpr names)
+    RULES[_name] = lambda b, e, *xs, _f=_func: _elem(b, e, _f, *xs)
 
 
 def _broadcast(b, eqn, x):
