@@ -54,6 +54,11 @@ def _scan_v(q, k):
     return jnp.sum(ys)
 
 
+def _safe_norm(q):
+    r2 = jnp.sum(q**2)
+    return jnp.where(r2 > 0, jnp.sqrt(jnp.where(r2 > 0, r2, 1.0)), 0.0)
+
+
 def _callback_v(q, k):
     jax.debug.callback(lambda x: _calls.append(np.asarray(x)), q)
     return k * jnp.sum(q**2)
@@ -76,7 +81,7 @@ SEPARABLE = {
     # masks and cutoffs
     "where_positive": lambda q, k: jnp.sum(jnp.where(q > 0, k * q**2, 2 * q**2)),
     "md_cutoff": lambda q, k: jnp.sum(jnp.where(q**2 < 0.1, k * (q**2 - 0.1) ** 2, 0.0)),
-    "safe_norm": lambda q, k: k * jnp.where(jnp.sum(q**2) > 0, jnp.sqrt(jnp.where(jnp.sum(q**2) > 0, jnp.sum(q**2), 1.0)), 0.0),
+    "safe_norm": lambda q, k: k * _safe_norm(q),
     "lax_select": lambda q, k: jnp.sum(lax.select(q < 0.4, k * q**2, jnp.cos(q))),
     "clip": lambda q, k: k * jnp.sum(jnp.clip(q, -0.25, 0.25) ** 2) + jnp.sum(q**2),
     "maximum_minimum": lambda q, k: k * jnp.sum(jnp.maximum(q, 0.1 * q) ** 2 + jnp.minimum(q, 0.2) ** 2),
