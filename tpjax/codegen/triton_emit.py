@@ -258,8 +258,11 @@ class _Emitter:
             return f"({body})" if n > 0 else f"(1.0 / ({body}))"
         e = ELEM.get(f)
         if e is not None and e.triton is not None:
-            ops = {"x": x, "y": self.ref(a[1])} if e.arity == 2 else {"x": x}
-            precise = e.template(self.dtype).format(**ops)
+            precise = e.template(self.dtype)
+            # libdevice functions take tensors of one dtype: a constant second operand is materialised
+            y = (self.tensor(a[1]) if "libdevice." in precise else self.ref(a[1])) if e.arity == 2 else None
+            ops = {"x": x, "y": y} if e.arity == 2 else {"x": x}
+            precise = precise.format(**ops)
             if e.fast is not None and self.dtype == "f32":
                 # FAST_MATH is a constexpr: Triton resolves the branch at compile time.
                 return f"({e.fast.format(**ops)} if FAST_MATH else {precise})"
