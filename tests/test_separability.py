@@ -114,3 +114,21 @@ def test_unknown_primitive_is_conservative():
     assert dependency.depends(closed, 0) and dependency.depends(closed, 1)
     closed = jax.make_jaxpr(lambda x, y: jnp.concatenate([x, y])[:2])(jnp.ones(2), jnp.ones(2))
     assert dependency.depends(closed, 0) and not dependency.depends(closed, 1)
+
+
+def test_check_runs_under_jit_and_grad():
+    """The analysis evaluates masks eagerly even when H's constants are tracers (jit, grad w.r.t. them)."""
+    q0, p0 = _state()
+
+    def final_q(k):
+        H = lambda q, p: k * jnp.sum(jnp.concatenate([p, q]) ** 2)  # noqa: E731
+        return tpjax.integrate(H, (q0, p0), dt=0.05, steps=3, method="leapfrog")[0]
+
+    qj = jax.jit(final_q)(1.5)
+    qr = leapfrog(lambda q, p: 1.5 * jnp.sum(jnp.concatenate([p, q]) ** 2), q0, p0, 0.05, 3)[0]
+    assert jnp.allclose(qj, qr, rtol=1e-12)
+    g = jax.grad(lambda k: jnp.sum(final_q(k)))(1.5)
+    gr = jax.grad(
+        lambda k: jnp.sum(leapfrog(lambda q, p: k * jnp.sum(jnp.concatenate([p, q]) ** 2), q0, p0, 0.05, 3)[0])
+    )(1.5)
+    assert float(g) == pytest.approx(float(gr), rel=1e-10)

@@ -58,7 +58,8 @@ def depends(closed, seed: int, known: Mapping[int, Any] | None = None) -> bool:
     values = {v: _concrete(x) for v, x in zip(jaxpr.constvars, closed.consts, strict=True)}
     for k, x in (known or {}).items():
         values[jaxpr.invars[k]] = _concrete(x)
-    outs = _run(jaxpr, masks, values)
+    with jax.ensure_compile_time_eval():  # masks and indices are concrete, even when H is traced under jit
+        outs = _run(jaxpr, masks, values)
     return any(bool(m.any()) for m in outs)
 
 
