@@ -143,3 +143,12 @@ def test_registry_is_data_at_the_bottom():
     for mod in (elem_mod, simplify_mod, triton_emit, from_jaxpr, lie_cross):
         text = inspect.getsource(mod)
         assert not any(f'"{n}":' in text for n in ("tanh", "logistic", "expm1", "erf")), mod.__name__
+
+
+def test_verifier_checks_the_registry_arity():
+    from tpjax.ir.verify import VerifyError
+
+    load = Instr(Op.LOAD, ("S0",), ("ptr_q",), dtype="f64")
+    bad = Instr(Op.ELEM, ("T0",), ("S0", "S0"), (("func", "erf"),), dtype="f64")
+    with pytest.raises(VerifyError, match="ELEM erf takes 1 operand"):
+        verify(Program((load, bad)))
