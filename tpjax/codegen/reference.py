@@ -27,6 +27,8 @@ def _val(env: dict, a: Any, dtype):
 
 
 def _exec(i: Instr, env: dict, prog: Program, dt) -> tuple:
+    if i.op is Op.OPAQUE:  # literals keep their own type: the callable casts them to its operands' dtypes
+        return prog.opaque[i.attr("key")](*(env[a] if isinstance(a, str) else a for a in i.args))
     dtype = _np_dtype(i.dtype)
     args = [dt if a == "dt" else _val(env, a, dtype) for a in i.args]
     op = i.op
@@ -47,8 +49,6 @@ def _exec(i: Instr, env: dict, prog: Program, dt) -> tuple:
         return (P.lie_cross(*args),)
     if op is Op.SYMP_STEP:
         return (P.symp_step(env[i.dst[0]], args[0], dt, i.attr("coef")),)
-    if op is Op.OPAQUE:
-        return prog.opaque[i.attr("key")](*args)
     raise ValueError(f"reference interpreter: no rule for {op}")
 
 

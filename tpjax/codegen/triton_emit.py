@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from ..ir.elem_table import ELEM, LAYOUT_KIND
 from ..ir.node import Instr
 from ..ir.ops import Op
 
@@ -19,39 +20,8 @@ _CARRIED = {"ptr_q": "q", "ptr_p": "p", "ptr_force": "force"}
 #: largest per-system state dimension d (state shape (d,)) the generator unrolls into registers.
 MAX_DIM = 16
 
-#: precise unary ELEM functions -> expression template ({x}); libdevice is the CUDA math library.
-_UNARY_PRECISE = {
-    "sin": "tl.sin({x})", "cos": "tl.cos({x})", "tan": "libdevice.tan({x})",
-    "exp": "libdevice.exp({x})", "log": "libdevice.log({x})", "sqrt": "tl.sqrt_rn({x})",
-    "rsqrt": "libdevice.rsqrt({x})", "sq": "({x} * {x})", "neg": "({x} * -1.0)",
-    "recip": "(1.0 / {x})", "tanh": "libdevice.tanh({x})", "abs": "tl.abs({x})",
-    "sign": "tl.where({x} > 0.0, 1.0, tl.where({x} < 0.0, -1.0, {x} * 0.0))",
-    "log1p": "libdevice.log1p({x})", "expm1": "libdevice.expm1({x})",
-    "logistic": "(1.0 / (1.0 + libdevice.exp({x} * -1.0)))",
-}  # fmt: skip
-#: float32 fast-math replacements (PTX approximate instructions, through inline asm).
-_UNARY_FAST = {"sin": "_sin_approx({x})", "cos": "_cos_approx({x})", "exp": "_exp_approx({x})"}
-_BINARY = {
-    "div": "({x} / {y})", "pow": "libdevice.pow({x}, {y})", "max": "tl.maximum({x}, {y})",
-    "min": "tl.minimum({x}, {y})", "atan2": "libdevice.atan2({x}, {y})",
-    "ge": "tl.where({x} >= {y}, 1.0, 0.0)",
-}  # fmt: skip
-#: numpy versions for constant folding.
-_NP_UNARY = {
-    "sin": np.sin, "cos": np.cos, "tan": np.tan, "exp": np.exp, "log": np.log, "sqrt": np.sqrt,
-    "rsqrt": lambda x: 1 / np.sqrt(x), "sq": lambda x: x * x, "neg": np.negative, "recip": lambda x: 1 / x,
-    "tanh": np.tanh, "abs": np.abs, "sign": np.sign, "log1p": np.log1p, "expm1": np.expm1,
-    "logistic": lambda x: 1 / (1 + np.exp(-x)),
-}  # fmt: skip
-_ELEMENTWISE = (*_UNARY_PRECISE, "ipow", *_BINARY, "convert")
-_NP_BINARY = {
-    "div": np.divide,
-    "pow": np.power,
-    "max": np.maximum,
-    "min": np.minimum,
-    "atan2": np.arctan2,
-    "ge": lambda x, y: x >= y,
-}
+#: ELEM functions the emitter computes element by element: the registry's templated ones, ipow and convert.
+_ELEMENTWISE = (*(n for n, f in ELEM.items() if f.triton is not None), "ipow", "convert")
 
 
 class _Emitter:
@@ -129,12 +99,10 @@ class _Emitter:
                 f = i.attr("func")
                 if f in ("broadcast", "reshape"):
                     return x[0]
-                if f == "ipow":
-                    return self.np(x[0] ** int(i.attr("n")))
-                if f in _NP_UNARY:
-                    return self.np(_NP_UNARY[f](x[0]))
-                if f in _NP_BINARY:
-                    return self.np(_NP_BINARY[f](x[0], x[1]))
+                e = ELEM.get(f)
+                if e is not None and e.kind != LAYOUT_KIND and e.fold is not None:
+                    params = {k: v for k, v in i.attrs if k != "func"}
+                    return self.np(e.fold(*x, **params))
         return None
 
     # instructions ---------------------------------------------------------------------------------
@@ -288,16 +256,17 @@ class _Emitter:
                 return f"{x} * 0.0 + 1.0"
             body = " * ".join([f"{x}"] * abs(n))
             return f"({body})" if n > 0 else f"(1.0 / ({body}))"
-        if f == "sqrt" and self.dtype == "f64":
-            return f"libdevice.sqrt_rn({x})"  # tl.sqrt_rn is float32 only
-        if f in _UNARY_PRECISE:
-            precise = _UNARY_PRECISE[f].format(x=x)
-            if f in _UNARY_FAST and self.dtype == "f32":
+        e = ELEM.get(f)
+        if e is not None and e.triton is not None:
+            precise = e.template(self.dtype)
+            # libdevice functions take tensors of one dtype: a constant second operand is materialised
+            y = (self.tensor(a[1]) if "libdevice." in precise else self.ref(a[1])) if e.arity == 2 else None
+            ops = {"x": x, "y": y} if e.arity == 2 else {"x": x}
+            precise = precise.format(**ops)
+            if e.fast is not None and self.dtype == "f32":
                 # FAST_MATH is a constexpr: Triton resolves the branch at compile time.
-                return f"({_UNARY_FAST[f].format(x=x)} if FAST_MATH else {precise})"
+                return f"({e.fast.format(**ops)} if FAST_MATH else {precise})"
             return precise
-        if f in _BINARY:
-            return _BINARY[f].format(x=x, y=self.ref(a[1]))
         raise NotImplementedError(f"tpjax Triton codegen: no rule for ELEM {f}")
 
 

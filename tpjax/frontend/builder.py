@@ -45,7 +45,7 @@ class Builder:
                 comment,
             )  # fmt: skip
         )
-        return dst[0] if len(dst) == 1 else dst
+        return dst[0] if len(dst) == 1 else dst  # an OPAQUE with no results returns ()
 
     def load(self, space: str, ptr: str, aval, comment: str = "") -> str:
         return self.emit(Op.LOAD, self.fresh(space), (ptr,), aval=aval, comment=comment)

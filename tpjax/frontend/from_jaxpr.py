@@ -9,16 +9,11 @@ from __future__ import annotations
 import numpy as np
 from jax.extend.core import Literal
 
+from ..ir.elem_table import BY_JAX_NAME
 from ..ir.ops import Op
 from ..primitives._common import dtype_name
 from .builder import Builder, literal_value
 
-_UNARY = {
-    "sin": "sin", "cos": "cos", "tan": "tan", "exp": "exp", "log": "log", "sqrt": "sqrt",
-    "rsqrt": "rsqrt", "tanh": "tanh", "abs": "abs", "sign": "sign", "log1p": "log1p", "expm1": "expm1",
-    "logistic": "logistic", "neg": "neg", "square": "sq",
-}  # fmt: skip
-_BINARY = {"div": "div", "pow": "pow", "max": "max", "min": "min", "atan2": "atan2"}
 _ALIAS = ("copy", "copy_p", "tp_load", "tp_store", "optimization_barrier")
 _INLINE = ("pjit", "jit", "closed_call", "core_call", "remat", "checkpoint")
 
@@ -72,10 +67,8 @@ RULES = {
     ),  # fmt: skip
     "tp_lie_cross": lambda b, e, x, y: b.emit(Op.LIE_CROSS, b.fresh("F"), (x, y), aval=e.outvars[0].aval),
 }
-for _name, _func in _UNARY.items():
-    RULES[_name] = lambda b, e, x, _f=_func: _elem(b, e, _f, x)  # f(x) -> ELEM f, x
-for _name, _func in _BINARY.items():
-    RULES[_name] = lambda b, e, x, y, _f=_func: _elem(b, e, _f, x, y)  # f(x, y) -> ELEM f, x, y
+for _name, _func in BY_JAX_NAME.items():  # f(x[, y]) -> ELEM f, x[, y]   (the registry's jaxpr names)
+    RULES[_name] = lambda b, e, *xs, _f=_func: _elem(b, e, _f, *xs)
 
 
 def _broadcast(b, eqn, x):
@@ -120,10 +113,15 @@ def _concatenate(b, eqn, xs):
 
 
 def _opaque(b: Builder, eqn, args):
-    """Keep ``eqn`` as traced; XLA runs it. Literal operands are passed as constants."""
+    """Keep ``eqn`` as traced; XLA runs it. Literal operands stay literals of their own dtype (the
+    callable casts each one to the dtype its operand has in the jaxpr: ``lt(x, 0.0)`` with x float32 gets
+    a float32 0, whatever dtype the result has). Results may be booleans or integers; an equation with
+    no results (``jax.debug.print``) or with effects is kept by DCE (attribute ``effect=True``)."""
     prim, params = eqn.primitive, dict(eqn.params)
+    in_dtypes = tuple(v.aval.dtype for v in eqn.invars)
 
-    def run(*xs, _prim=prim, _params=params):
+    def run(*xs, _prim=prim, _params=params, _dtypes=in_dtypes):
+        xs = [np.asarray(x, d) if isinstance(x, bool | int | float) else x for x, d in zip(xs, _dtypes, strict=True)]
         out = _prim.bind(*xs, **_prim.get_bind_params(_params))
         return tuple(out) if _prim.multiple_results else (out,)
 
@@ -131,12 +129,14 @@ def _opaque(b: Builder, eqn, args):
     b.opaque.append(run)
     dsts = tuple(b.fresh(b.space) for _ in eqn.outvars)
     attrs = [("func", prim.name), ("key", key)]
-    if len(dsts) > 1:
-        attrs.append(("types", tuple(f"{dtype_name(v.aval.dtype)}{list(v.aval.shape)}".replace(" ", "")
-                                     for v in eqn.outvars)))  # fmt: skip
-    first = eqn.outvars[0].aval
-    b.emit(Op.OPAQUE, dsts, args, attrs, aval=first, comment="run by XLA (no TP-IR form)")
-    return dsts if len(dsts) > 1 else dsts[0]
+    if len(dsts) != 1:
+        attrs.append(("types", tuple(f"{dtype_name(v.aval.dtype)}[{'x'.join(map(str, v.aval.shape))}]"
+                                     for v in eqn.outvars)))  # fmt: skip  (one token each: f64[3x3])
+    if eqn.effects or not dsts:
+        attrs.append(("effect", True))
+    first = eqn.outvars[0].aval if dsts else None
+    b.emit(Op.OPAQUE, dsts, args, attrs, aval=first, dtype="none", comment="run by XLA (no TP-IR form)")
+    return dsts if len(dsts) != 1 else dsts[0]
 
 
 def lower_jaxpr(b: Builder, jaxpr, consts, in_operands, *, adjoint_inputs=()) -> list:
@@ -169,7 +169,7 @@ def lower_jaxpr(b: Builder, jaxpr, consts, in_operands, *, adjoint_inputs=()) ->
         elif name in _INLINE and "jaxpr" in eqn.params:
             sub = eqn.params["jaxpr"]
             outs = lower_jaxpr(b, sub.jaxpr, sub.consts, args, adjoint_inputs=adj)
-        elif name in RULES and not (name == "convert_element_type" and not _inexact(eqn)):
+        elif name in RULES and _tpir_types(eqn):
             outs = RULES[name](b, eqn, *args)
         else:
             outs = _opaque(b, eqn, args)
@@ -181,5 +181,13 @@ def lower_jaxpr(b: Builder, jaxpr, consts, in_operands, *, adjoint_inputs=()) ->
     return [read(v) for v in jaxpr.outvars]
 
 
-def _inexact(eqn) -> bool:
-    return np.issubdtype(np.dtype(eqn.params["new_dtype"]), np.inexact)
+def _inexact(aval) -> bool:
+    return np.issubdtype(np.dtype(aval.dtype), np.inexact)
+
+
+def _tpir_types(eqn) -> bool:
+    """TP-IR arithmetic is on floating values: an equation with a boolean or integer result (a comparison,
+    index arithmetic) or operand (except the operand of a conversion to float) stays OPAQUE."""
+    if not all(_inexact(v.aval) for v in eqn.outvars):
+        return False
+    return eqn.primitive.name == "convert_element_type" or all(_inexact(v.aval) for v in eqn.invars)

@@ -33,17 +33,14 @@ class Traced:
     energy_aval: Any
 
     def depends(self, k: int, j: int) -> bool:
-        """Does dH/d(part k) depend on part j?  (structural, from the jaxpr)"""
-        jx = self.grads[k].jaxpr
-        return _reaches(jx, {jx.invars[j]})
+        """Does dH/d(part k) depend on part j?  (element by element, from the gradient jaxpr; see
+        ``frontend.dependency``: exact through slices, pads, concatenations and indexing, conservative
+        elsewhere)"""
+        from .dependency import depends
 
-
-def _reaches(jaxpr, seeds: set) -> bool:
-    dep = set(seeds)
-    for eqn in jaxpr.eqns:
-        if any(not isinstance(v, jax.extend.core.Literal) and v in dep for v in eqn.invars):
-            dep.update(eqn.outvars)
-    return any(v in dep for v in jaxpr.outvars if not isinstance(v, jax.extend.core.Literal))
+        jx, n = self.grads[k], len(self.avals) + 1  # inputs: (*parts, ct, *consts)
+        consts = self.consts[: len(jx.jaxpr.invars) - n]
+        return depends(jx, j, {n + c: v for c, v in enumerate(consts)})
 
 
 def trace(H: Callable, parts: tuple, structure) -> Traced:

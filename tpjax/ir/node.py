@@ -40,12 +40,13 @@ class Instr:
         return dataclasses.replace(self, **changes)
 
     def type_of(self, reg: str) -> tuple[str, tuple[int, ...]]:
-        """(dtype, shape) of result ``reg`` (OPAQUE ops with several results list theirs in ``types``)."""
+        """(dtype, shape) of result ``reg`` (OPAQUE ops with several results list theirs in ``types``, e.g.
+        ``f64[3x3]``)."""
         types = self.attr("types")
         if types and reg in self.dst:
             t = types[self.dst.index(reg)]
             dtype, dims = t.split("[", 1)
-            return dtype, tuple(int(x) for x in dims.rstrip("]").split(",") if x)
+            return dtype, tuple(int(x) for x in dims.rstrip("]").replace("x", ",").split(",") if x)
         return self.dtype, self.shape
 
     @property

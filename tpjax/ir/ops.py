@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import enum
 
+from .elem_table import BINARY_KIND, LAYOUT_KIND, UNARY_KIND, names
+
 
 class Op(enum.Enum):
     LOAD = "LOAD"  # LOAD dst, ptr             dst <- memory[ptr]              (state, parameters, carried force)
@@ -30,17 +32,14 @@ class Op(enum.Enum):
 #: register spaces, in the order the printer and parser know them.
 SPACES = ("S", "G", "F", "T", "E", "C")
 
-#: ELEM functions of one operand that act element by element.
-UNARY = (
-    "sin", "cos", "tan", "exp", "log", "sqrt", "rsqrt", "sq", "neg", "recip", "tanh",
-    "abs", "sign", "log1p", "expm1", "logistic", "ipow",
-)  # fmt: skip
-#: ELEM functions of two operands (numpy broadcasting). ``ge`` is the 0/1 mask x >= y.
-BINARY = ("div", "pow", "max", "min", "atan2", "ge")
-#: ELEM functions that only move data: broadcast (shape, bdims), reshape (shape), convert (dtype),
-#: slice (start, limit: unit strides) and pad (lo, hi: zeros on each side). slice and pad transpose
-#: into each other; a concatenation is a sum of pads.
-LAYOUT = ("broadcast", "reshape", "convert", "slice", "pad")
+#: ELEM functions, from the one registry ``ir.elem_table`` (arity, evaluation, derivative, Triton template).
+#: UNARY act element by element; BINARY take two operands (numpy broadcasting; ``ge`` is the 0/1 mask
+#: x >= y); LAYOUT only move data: broadcast (shape, bdims), reshape (shape), convert (dtype), slice
+#: (start, limit: unit strides) and pad (lo, hi: zeros on each side). slice and pad transpose into each
+#: other; a concatenation is a sum of pads.
+UNARY = names(UNARY_KIND)
+BINARY = names(BINARY_KIND)
+LAYOUT = names(LAYOUT_KIND)
 ELEM_FUNCS = UNARY + BINARY + LAYOUT
 
 #: POISSON_J types. PASS: f = +g (qdot = dH/dp). NEGATE: f = -g (pdot = -dH/dq).

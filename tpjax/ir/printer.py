@@ -102,7 +102,7 @@ def to_text(prog: Program) -> str:
 def _parse_instr(op: Op, body: str) -> tuple[tuple, tuple, tuple]:
     toks = _split(body)
     head = toks.pop(0)
-    dst = tuple(x.strip() for x in head[1:-1].split(",")) if head.startswith("(") else (head,)
+    dst = tuple(x.strip() for x in head[1:-1].split(",") if x.strip()) if head.startswith("(") else (head,)
     attrs: list[tuple[str, Any]] = []
     args: list[Any] = []
     if op is Op.ELEM:
@@ -117,6 +117,10 @@ def _parse_instr(op: Op, body: str) -> tuple[tuple, tuple, tuple]:
         elif t.endswith("*dt"):
             attrs.append(("coef", _parse_value(t[:-3])))
             args.append("dt")
+        elif t in ("True", "False"):  # a boolean literal (a register name never looks like this)
+            args.append(t == "True")
+        elif t in ("inf", "nan"):
+            args.append(float(t))
         elif re.fullmatch(r"[A-Za-z_]\w*", t):
             args.append(t)
         else:

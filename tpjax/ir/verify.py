@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .elem_table import ELEM
 from .node import Program
 from .ops import ELEM_FUNCS, PHASES, POISSON_TYPES, SPACES, Op
 
@@ -42,6 +43,8 @@ def verify(prog: Program) -> Program:
         defined.update(i.dst)
         if i.op is Op.ELEM and i.attr("func") not in ELEM_FUNCS:
             raise VerifyError(f"{where}: unknown ELEM function {i.attr('func')!r}")
+        if i.op is Op.ELEM and len(i.args) != ELEM[i.attr("func")].arity:
+            raise VerifyError(f"{where}: ELEM {i.attr('func')} takes {ELEM[i.attr('func')].arity} operand(s)")
         if i.op is Op.POISSON_J and i.attr("type") not in POISSON_TYPES:
             raise VerifyError(f"{where}: unknown POISSON_J type {i.attr('type')!r}")
         if i.op is Op.SYMP_STEP and (i.args[1] != "dt" or i.attr("coef") is None):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 
+from ..ir.elem_table import ELEM
 from ..ir.node import Instr, Program
 from ..ir.ops import Op
 from .rewrite import Ctx, apply_rules, is_num
@@ -63,9 +64,9 @@ def _cost(i: Instr, shapes: dict) -> dict:
         return {"add": max(math.prod(src) - math.prod(i.shape), 0)}
     if op is Op.ELEM:
         f = i.attr("func")
-        table = {"sq": {"mul": 1}, "neg": {"neg": 1}, "recip": {"div": 1}, "div": {"div": 1},
-                 "ipow": {"mul": _ipow_muls(i.attr("n", 1))}}  # fmt: skip
-        return {} if f in ("broadcast", "reshape", "convert") else table.get(f, {"func": 1})
+        if f == "ipow":
+            return {"mul": _ipow_muls(i.attr("n", 1))}
+        return dict(ELEM[f].cost) if f in ELEM else {"func": 1}  # the registry's cost per element
     if op is Op.OPAQUE:
         return {"opaque": 1}
     return {}

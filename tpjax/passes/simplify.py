@@ -10,18 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..ir.elem_table import ELEM
 from ..ir.node import Instr, Program
 from ..ir.ops import Op
 from .rewrite import Const, Copy, Ctx, apply_rules, in_dtype, is_num, np_dtype
-
-_FOLD = {
-    "sin": np.sin, "cos": np.cos, "tan": np.tan, "exp": np.exp, "log": np.log, "sqrt": np.sqrt,
-    "rsqrt": lambda x: 1 / np.sqrt(x), "sq": lambda x: x * x, "neg": np.negative,
-    "recip": lambda x: 1 / x, "tanh": np.tanh, "abs": np.abs, "sign": np.sign, "log1p": np.log1p,
-    "expm1": np.expm1, "logistic": lambda x: 1 / (1 + np.exp(-x)), "div": np.divide, "pow": np.power,
-    "max": np.maximum, "min": np.minimum, "atan2": np.arctan2, "ge": lambda x, y: x >= y,
-    "broadcast": lambda x: x, "reshape": lambda x: x, "convert": lambda x: x,
-}  # fmt: skip
 
 
 def _num(value, dtype: str) -> float:
@@ -56,12 +48,11 @@ def fold_elem(i: Instr, ctx: Ctx):
     # ELEM f(k[, k2]) -> f(k[, k2])   (broadcast / reshape / convert of a constant too)
     if i.op is not Op.ELEM:
         return None
-    f = i.attr("func")
-    if f == "pad":  # a padded constant is not a constant fill
+    f = ELEM.get(i.attr("func"))
+    if f is None or f.fold is None:  # unknown, or pad: a padded constant is not a constant fill
         return None
-    if f == "slice":  # a window of a constant fill is the same fill
-        return _fold(i, ctx, lambda x: x)
-    return _fold(i, ctx, (lambda x: x ** i.attr("n")) if f == "ipow" else _FOLD[f])
+    params = {k: v for k, v in i.attrs if k != "func"}
+    return _fold(i, ctx, lambda *xs: f.fold(*xs, **params))
 
 
 def literals(i: Instr, ctx: Ctx):

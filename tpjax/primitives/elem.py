@@ -1,9 +1,10 @@
 """ELEM: dst = func(x[, y]) for the functions of ``ir.ops.ELEM_FUNCS`` (TP-IR op ``ELEM``).
 
 Unary and binary functions act elementwise (binary ones broadcast like numpy); layout functions
-(broadcast, reshape, convert) move data and carry static ``shape``/``bdims``/``dtype`` parameters; ``ipow``
-carries its integer exponent ``n``. Derivatives are written in TP-IR primitives, so ``jax.grad`` of a
-program of ELEMs is again a program of ELEMs and FMAs.
+(broadcast, reshape, convert, slice, pad) move data and carry static parameters; ``ipow`` carries its integer
+exponent ``n``. What each function computes and its derivative come from the registry ``ir.elem_table``; the
+derivatives are written in TP-IR primitives, so ``jax.grad`` of a program of ELEMs is again a program of ELEMs
+and FMAs.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from jax import lax
 from jax.extend.core import Primitive
 from jax.interpreters import ad, batching, mlir
 
+from ..ir.elem_table import ELEM
 from ..ir.ops import BINARY, ELEM_FUNCS, LAYOUT, UNARY
 from ._common import (
     DTYPE_FROM_NAME,
@@ -41,22 +43,10 @@ def elem(func: str, *xs, **params):
     ``elem("broadcast", x, shape=(3,), bdims=())``)."""
     if func not in ELEM_FUNCS:
         raise ValueError(f"elem: unknown function {func!r}; expected one of {ELEM_FUNCS}")
-    arity = 2 if func in BINARY else 1
+    arity = ELEM[func].arity
     if len(xs) != arity:
         raise TypeError(f"elem: {func!r} takes {arity} operand(s), got {len(xs)}")
     return elem_p.bind(*operands(*xs), func=func, **params)
-
-
-_UNARY = {
-    "sin": jnp.sin, "cos": jnp.cos, "tan": jnp.tan, "exp": jnp.exp, "log": jnp.log, "sqrt": jnp.sqrt,
-    "rsqrt": lax.rsqrt, "sq": lambda x: x * x, "neg": jnp.negative, "recip": lambda x: 1 / x,
-    "tanh": jnp.tanh, "abs": jnp.abs, "sign": jnp.sign, "log1p": jnp.log1p, "expm1": jnp.expm1,
-    "logistic": lax.logistic,
-}  # fmt: skip
-_BINARY = {
-    "div": jnp.divide, "pow": jnp.power, "max": jnp.maximum, "min": jnp.minimum, "atan2": jnp.arctan2,
-    "ge": lambda x, y: (x >= y),
-}  # fmt: skip
 
 
 # 3. abstract eval
@@ -77,69 +67,28 @@ def _abstract(*xs, func, **p):
 # 4. impl (the reference interpreter)
 def _impl(*xs, func, **p):
     out = _abstract(*map(jax.typeof, xs), func=func, **p)
-    if func == "broadcast":
-        return lax.broadcast_in_dim(xs[0], out.shape, p["bdims"])
-    if func == "reshape":
-        return jnp.reshape(xs[0], out.shape)
-    if func == "convert":
-        return lax.convert_element_type(xs[0], out.dtype)
-    if func == "slice":
-        return lax.slice(xs[0], p["start"], p["limit"])
-    if func == "pad":
-        return lax.pad(xs[0], np.zeros((), out.dtype), [(lo, hi, 0) for lo, hi in zip(p["lo"], p["hi"], strict=True)])
-    if func == "ipow":
-        y = lax.integer_pow(xs[0], p["n"])
-    else:
-        y = (_UNARY.get(func) or _BINARY[func])(*xs)
+    if func in LAYOUT:
+        return ELEM[func].jnp(xs[0], **(dict(p, dtype=out.dtype) if func == "convert" else p))
+    y = ELEM[func].jnp(*xs, **p)
     return jnp.broadcast_to(lax.convert_element_type(y, out.dtype), out.shape)
 
 
 # 5. JVP and transpose
+class _TPOps:
+    """The TP-IR ops the registry's derivative rules are written in."""
+
+    elem = staticmethod(elem)
+    fma = staticmethod(fma)
+
+
 def _d_unary(func, x, y, p):
     """dy/dx written in TP-IR primitives, or None when it is zero."""
-    e = elem
-    table = {
-        "sin": lambda: e("cos", x),
-        "cos": lambda: e("neg", e("sin", x)),
-        "tan": lambda: fma(y, y, 1.0),
-        "exp": lambda: y,
-        "log": lambda: e("recip", x),
-        "sqrt": lambda: fma(e("recip", y), 0.5),
-        "rsqrt": lambda: fma(e("div", y, x), -0.5),
-        "sq": lambda: fma(x, 2.0),
-        "recip": lambda: e("neg", e("sq", y)),
-        "tanh": lambda: fma(e("neg", y), y, 1.0),
-        "abs": lambda: e("sign", x),
-        "sign": lambda: None,
-        "log1p": lambda: e("recip", fma(x, 1.0, 1.0)),
-        "expm1": lambda: fma(y, 1.0, 1.0),
-        "logistic": lambda: fma(y, fma(y, -1.0, 1.0)),
-        "ipow": lambda: _d_ipow(x, p["n"]),
-    }
-    return table[func]()
+    return ELEM[func].deriv(_TPOps, x, y, p)
 
 
-def _d_ipow(x, n):
-    if n == 0:
-        return None
-    if n == 1:
-        return fma(x, 0.0, 1.0)
-    return fma(x if n == 2 else elem("ipow", x, n=n - 1), float(n))
-
-
-def _d_binary(func, a, b, y):
-    e = elem
-    if func == "div":
-        return e("recip", b), e("neg", e("div", y, b))
-    if func == "pow":
-        return fma(b, e("pow", a, fma(b, 1.0, -1.0))), fma(e("log", a), y)
-    if func in ("max", "min"):
-        m = e("ge", a, b) if func == "max" else e("ge", b, a)
-        return m, fma(m, -1.0, 1.0)
-    if func == "atan2":
-        r = fma(a, a, fma(b, b))
-        return e("div", b, r), e("neg", e("div", a, r))
-    return None, None  # ge: piecewise constant
+def _d_binary(func, a, b, y, p):
+    """(dy/da, dy/db) written in TP-IR primitives (None where zero)."""
+    return ELEM[func].deriv(_TPOps, a, b, y, p)
 
 
 def _jvp(primals, tangents, *, func, **p):
@@ -156,7 +105,7 @@ def _jvp(primals, tangents, *, func, **p):
         d = None if type(t) is ad.Zero else _d_unary(func, x, y, p)
         return y, (zero_tangent(y) if d is None else broadcast_to(fma(d, t), y.shape))
     (a, b), (ta, tb) = primals, tangents
-    da, db = _d_binary(func, a, b, y)
+    da, db = _d_binary(func, a, b, y, p)
     acc = None
     for d, t in ((db, tb), (da, ta)):
         if d is not None and type(t) is not ad.Zero:
