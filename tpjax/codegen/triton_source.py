@@ -146,43 +146,83 @@ def _stores(kind: str, row: str, d: int | None) -> list[str]:
     return [f"tl.store({kind}_{x}_ptr + {row} * {d} + {k}, {x}_{k}, mask=mask)" for x in "qp" for k in range(d)]
 
 
-def generate_program(step: Program, prologue: Program | None = None, consts: int = 0, save: bool = False) -> str:
-    """Kernel source for the step program ``step`` (and FSAL ``prologue``; derived when None); with
-    ``save``, the saving variant (see the module docstring)."""
+def _emit_block(prog: Program, prefix: str, dtype: str, d: int | None) -> list[str]:
+    """Triton lines for ``prog``'s instructions; LOAD/STORE of q, p and the force move loop registers."""
+    em = _Emitter(dtype, prefix, _OPAQUE_MSG)
+    for i in prog.instrs:
+        if i.op is Op.LOAD:
+            _emit_load(em, i, d)
+        elif i.op is Op.STORE:
+            _emit_store(em, i, d)
+        else:
+            em.instr(i)
+    return em.lines
+
+
+def _emit_load(em: _Emitter, i, d: int | None) -> None:
+    ptr = i.args[0]
+    src = _CARRIED.get(ptr) or (f"c{ptr[5:]}" if ptr.startswith("ptr_c") else None)
+    if src is None:
+        raise NotImplementedError(f"tpjax Triton codegen: LOAD of {ptr}")
+    dst = i.dst[0]
+    em.shapes[dst] = i.shape
+    if i.shape == ():
+        em.consts.pop(dst, None)
+        em.lines.append(f"{em.name(dst)} = {src}  # [{i.phase}] LOAD {ptr}")
+        return
+    if ptr not in _CARRIED or i.shape != (d,):
+        raise NotImplementedError(
+            f"tpjax Triton codegen: LOAD of {ptr} with shape {i.shape} (vector parameters of H "
+            "are not supported; scalar parameters only)"
+        )
+    for k in range(d):
+        em.consts.pop(f"{dst}_{k}", None)
+        em.lines.append(f"{em.name(f'{dst}_{k}')} = {src}_{k}  # [{i.phase}] LOAD {ptr}")
+
+
+def _emit_store(em: _Emitter, i, d: int | None) -> None:
+    ptr = i.dst[0]
+    if ptr not in _CARRIED:
+        raise NotImplementedError(f"tpjax Triton codegen: STORE to {ptr}")
+    if d is None:
+        em.lines.append(f"{_CARRIED[ptr]} = {em.tensor(i.args[0])}  # [{i.phase}] STORE {ptr}")
+        return
+    for k in range(d):
+        val = em.tensor(em.component(i.args[0], k))
+        em.lines.append(f"{_CARRIED[ptr]}_{k} = {val}  # [{i.phase}] STORE {ptr}")
+
+
+def _check_program(step: Program, prologue: Program | None) -> tuple[str, Program | None]:
+    """The step's one dtype and the FSAL prologue (derived from the step when not given)."""
     _check_tpir(step)
     if prologue is not None:
         _check_tpir(prologue)
     loads = [ptr for _, ptr in step.inputs()]
-    stores = [ptr for ptr, _ in step.outputs()]
     if "ptr_q" not in loads or "ptr_p" not in loads:
         raise NotImplementedError("tpjax Triton codegen: canonical (q, p) programs only")
     dtypes = {i.dtype for i in step.instrs}
     if len(dtypes) != 1:
         raise NotImplementedError(f"tpjax Triton codegen: mixed dtypes {sorted(dtypes)}")
-    (dtype,) = dtypes
-    carries_force = "ptr_force" in loads
-    if carries_force and prologue is None:
+    if "ptr_force" in loads and prologue is None:
         prologue = _force_slice(step)
         if prologue is None:
             raise NotImplementedError("tpjax Triton codegen: cannot derive the initial-force program")
-    cptrs = sorted({p for p in loads if p.startswith("ptr_c")}, key=lambda s: int(s[5:]))
-    ncon = max(consts, len(cptrs))
-    cargs = "".join(f"c{k}_ptr, " for k in range(ncon))
-    meta = dict(step.meta)
-    title = " ".join(f"{k}={v}" for k, v in meta.items()) + f" dtype={dtype}"
+    return next(iter(dtypes)), prologue if "ptr_force" in loads else None
 
+
+def _signature(save: bool, cargs: str) -> list[str]:
     if save:
-        body = [
+        return [
             f"def {KERNEL_NAME}(q_ptr, p_ptr, dt_ptr, {cargs}N, n_saves, save_every, out_q_ptr, out_p_ptr,",
             "                      save_q_ptr, save_p_ptr, BLOCK: tl.constexpr, FAST_MATH: tl.constexpr):",
         ]
-    else:
-        body = [
-            f"def {KERNEL_NAME}(q_ptr, p_ptr, dt_ptr, {cargs}N, n_steps, out_q_ptr, out_p_ptr,",
-            "                      BLOCK: tl.constexpr, FAST_MATH: tl.constexpr):",
-        ]
-    ind = "    "
-    d = _state_dim(step)
+    return [
+        f"def {KERNEL_NAME}(q_ptr, p_ptr, dt_ptr, {cargs}N, n_steps, out_q_ptr, out_p_ptr,",
+        "                      BLOCK: tl.constexpr, FAST_MATH: tl.constexpr):",
+    ]
+
+
+def _preamble(d: int | None, ncon: int) -> list[str]:
     pre = [
         "offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)",
         "mask = offs < N",
@@ -190,73 +230,54 @@ def generate_program(step: Program, prologue: Program | None = None, consts: int
         *(f"c{k} = tl.load(c{k}_ptr)" for k in range(ncon)),
     ]
     if d is None:
-        pre += [
+        return pre + [
             "q = tl.load(q_ptr + offs, mask=mask, other=0.0)",
             "p = tl.load(p_ptr + offs, mask=mask, other=0.0)",
         ]
-    else:  # (N, d) row-major: component k of system i at i * d + k
-        pre += [f"{x}_{k} = tl.load({x}_ptr + offs * {d} + {k}, mask=mask, other=0.0)" for x in "qp" for k in range(d)]
-    body += [ind + ln for ln in pre]
+    # (N, d) row-major: component k of system i at i * d + k
+    return pre + [
+        f"{x}_{k} = tl.load({x}_ptr + offs * {d} + {k}, mask=mask, other=0.0)" for x in "qp" for k in range(d)
+    ]
 
-    def block(prog: Program, prefix: str, loop: bool) -> list[str]:
-        em = _Emitter(dtype, prefix, _OPAQUE_MSG)
-        out = []
-        for i in prog.instrs:
-            if i.op is Op.LOAD:
-                ptr = i.args[0]
-                src = _CARRIED.get(ptr) or (f"c{ptr[5:]}" if ptr.startswith("ptr_c") else None)
-                if src is None:
-                    raise NotImplementedError(f"tpjax Triton codegen: LOAD of {ptr}")
-                dst = i.dst[0]
-                em.shapes[dst] = i.shape
-                if i.shape == ():
-                    em.consts.pop(dst, None)
-                    em.lines.append(f"{em.name(dst)} = {src}  # [{i.phase}] LOAD {ptr}")
-                    continue
-                if ptr not in _CARRIED or i.shape != (d,):
-                    raise NotImplementedError(
-                        f"tpjax Triton codegen: LOAD of {ptr} with shape {i.shape} (vector parameters of H "
-                        "are not supported; scalar parameters only)"
-                    )
-                for k in range(d):
-                    em.consts.pop(f"{dst}_{k}", None)
-                    em.lines.append(f"{em.name(f'{dst}_{k}')} = {src}_{k}  # [{i.phase}] LOAD {ptr}")
-            elif i.op is Op.STORE:
-                ptr = i.dst[0]
-                if ptr not in _CARRIED:
-                    raise NotImplementedError(f"tpjax Triton codegen: STORE to {ptr}")
-                if d is None:
-                    em.lines.append(f"{_CARRIED[ptr]} = {em.tensor(i.args[0])}  # [{i.phase}] STORE {ptr}")
-                    continue
-                for k in range(d):
-                    val = em.tensor(em.component(i.args[0], k))
-                    em.lines.append(f"{_CARRIED[ptr]}_{k} = {val}  # [{i.phase}] STORE {ptr}")
-            else:
-                em.instr(i)
-        out += em.lines
-        return out
 
-    if carries_force:
-        body.append(ind + "# ---- prologue: initial force (computed once) ----")
-        body += [ind + ln for ln in block(prologue, "i_", False)]
-    body.append(ind + "# ---- time loop: one step per iteration, state and force in registers ----")
-    if save:
-        body += [
-            ind + "srow = offs  # int64 offset of this program's systems in the current saved row",
-            ind + "for _ in range(n_saves):",
-            ind * 2 + "for _ in range(save_every):",
-        ]
-        body += [ind * 3 + ln for ln in block(step, "", True)]
-        body += [
-            ind * 2 + "# ---- end of time loop ----",
-            *(ind * 2 + ln for ln in _stores("save", "srow", d)),
-            ind * 2 + "srow += N",
-        ]
-    else:
+def _time_loop(step: Program, dtype: str, d: int | None, save: bool) -> list[str]:
+    ind = "    "
+    body = [ind + "# ---- time loop: one step per iteration, state and force in registers ----"]
+    if not save:
         body.append(ind + "for _ in range(n_steps):")
-        body += [ind * 2 + ln for ln in block(step, "", True)]
-        body.append(ind + "# ---- end of time loop ----")
-    if not {"ptr_q", "ptr_p"} <= set(stores):
+        body += [ind * 2 + ln for ln in _emit_block(step, "", dtype, d)]
+        return body + [ind + "# ---- end of time loop ----"]
+    body += [
+        ind + "srow = offs  # int64 offset of this program's systems in the current saved row",
+        ind + "for _ in range(n_saves):",
+        ind * 2 + "for _ in range(save_every):",
+    ]
+    body += [ind * 3 + ln for ln in _emit_block(step, "", dtype, d)]
+    return body + [
+        ind * 2 + "# ---- end of time loop ----",
+        *(ind * 2 + ln for ln in _stores("save", "srow", d)),
+        ind * 2 + "srow += N",
+    ]
+
+
+def generate_program(step: Program, prologue: Program | None = None, consts: int = 0, save: bool = False) -> str:
+    """Kernel source for the step program ``step`` (and FSAL ``prologue``; derived when None); with
+    ``save``, the saving variant (see the module docstring)."""
+    dtype, prologue = _check_program(step, prologue)
+    loads = [ptr for _, ptr in step.inputs()]
+    cptrs = sorted({p for p in loads if p.startswith("ptr_c")}, key=lambda s: int(s[5:]))
+    ncon = max(consts, len(cptrs))
+    meta = dict(step.meta)
+    title = " ".join(f"{k}={v}" for k, v in meta.items()) + f" dtype={dtype}"
+    ind = "    "
+    d = _state_dim(step)
+    body = _signature(save, "".join(f"c{k}_ptr, " for k in range(ncon)))
+    body += [ind + ln for ln in _preamble(d, ncon)]
+    if prologue is not None:
+        body.append(ind + "# ---- prologue: initial force (computed once) ----")
+        body += [ind + ln for ln in _emit_block(prologue, "i_", dtype, d)]
+    body += _time_loop(step, dtype, d, save)
+    if not {"ptr_q", "ptr_p"} <= {ptr for ptr, _ in step.outputs()}:
         raise NotImplementedError("tpjax Triton codegen: the step must store ptr_q and ptr_p")
     body += [ind + ln for ln in _stores("out", "offs", d)]
     return _HEADER.format(title=title) + "\n@triton.jit\n" + "\n".join(body) + "\n"
