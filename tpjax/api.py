@@ -9,6 +9,7 @@ import jax.numpy as jnp
 
 from . import _validate as check
 from ._backend import use_triton
+from .adjoint import resolve as adj_resolve
 from .codegen import reference
 from .compiler import Compiled, compile_hamiltonian
 from .frontend.trace import STATE_PTRS
@@ -217,7 +218,7 @@ def integrate(H: Callable, state, *, dt, steps: int, method=None, structure="can
         return _pack(tuple(out), state, structure)
     comp = _for_xla(comp)
     z0 = _initial(comp, parts, comp.consts)
-    adjoint = adjoint or ("reversible" if comp.method.symmetric else "checkpointed")
+    adjoint = adj_resolve(adjoint, symmetric=comp.method.symmetric, method_name=comp.method.name)
     step, params = _stepper(comp)
     zf = _solve(step, z0, dt, params, steps, None, adjoint, reanchor)
     _check_converged(comp, zf, dt)
@@ -238,7 +239,7 @@ def trajectory(H: Callable, state, *, dt, steps: int, save_every: int = 1, metho
     if not fused:
         comp = _for_xla(comp)
     z0 = _initial(comp, parts, comp.consts)
-    adjoint = adjoint or ("reversible" if comp.method.symmetric else "checkpointed")
+    adjoint = adj_resolve(adjoint, symmetric=comp.method.symmetric, method_name=comp.method.name)
     if fused:
         from .primitives.fused import fused_integrate
 

@@ -27,7 +27,7 @@ from jax.custom_derivatives import SymbolicZero
 from jax.extend.core import Primitive
 from jax.interpreters import ad, batching, mlir
 
-from . import loops
+from . import guarded, loops
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +40,8 @@ class Config:
     steps: int
     save_every: int | None
     every: int | None  # reanchor interval, None for none
+    guarded: bool = False  # check the reconstruction at the anchors and replay failing segments (guarded.py)
+    tol: float = 0.0  # guarded: relative reconstruction tolerance
     lin_mask: tuple[bool, ...] = ()  # over (z0 leaves, param leaves, dt): which tangents are operands
 
     @property
@@ -133,10 +135,16 @@ def _transpose(cts, *ops, cfg):
     z0, zT, anchors, params, dt = cfg.split_res(res)
     want_p = cfg.lin_mask[cfg.nz : -1]
     ct_saved = cts[cfg.nz :] if cfg.save_every else None
-    a0, gp, gdt = loops.backward(
-        cfg.step, params, zT, dt, cts[: cfg.nz], ct_saved, steps=cfg.steps, save_every=cfg.save_every,
-        anchors=anchors, every=cfg.every, want_p=want_p, want_dt=cfg.lin_mask[-1],
-    )  # fmt: skip
+    if cfg.guarded:
+        a0, gp, gdt = guarded.backward(
+            cfg.step, params, z0, dt, cts[: cfg.nz], ct_saved, steps=cfg.steps, save_every=cfg.save_every,
+            anchors_=anchors, every=cfg.every, want_p=want_p, want_dt=cfg.lin_mask[-1], tol=cfg.tol,
+        )  # fmt: skip
+    else:
+        a0, gp, gdt = loops.backward(
+            cfg.step, params, zT, dt, cts[: cfg.nz], ct_saved, steps=cfg.steps, save_every=cfg.save_every,
+            anchors=anchors, every=cfg.every, want_p=want_p, want_dt=cfg.lin_mask[-1],
+        )  # fmt: skip
     full = iter([*a0, *_expand(gp, want_p), gdt])
     out = [c for c, m in zip(full, cfg.lin_mask, strict=True) if m]
     out = [c if ad.is_undefined_primal(x) else None for c, x in zip(out, lin, strict=True)]
