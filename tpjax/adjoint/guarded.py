@@ -50,12 +50,20 @@ def _get(buf, i):
     return [lax.dynamic_index_in_dim(b, i, 0, False) for b in buf]
 
 
-class Backward:
-    """Cotangents of (z0, wanted params, dt) from those of (z_N, saved) for one guarded solve."""
+def _where(c, new, old):
+    return [jnp.where(c, a, b) for a, b in zip(new, old, strict=True)]
 
-    def __init__(self, step, params, dt, ct_saved, save_every, want_p, want_dt, tol):
+
+class Backward:
+    """Cotangents of (z0, wanted params, dt) from those of (z_N, saved) for one guarded solve.
+
+    Segments all have a static length; steps past `steps` (in the last, ragged segment) are masked no-ops,
+    so each sweep is traced once (no separate code for a shorter last segment).
+    """
+
+    def __init__(self, step, params, dt, ct_saved, *, steps, save_every, want_p, want_dt, tol, ragged):
         self.step, self.params, self.dt, self.tol = step, params, dt, tol
-        self.ct_saved, self.save_every = ct_saved, save_every
+        self.ct_saved, self.save_every, self.steps, self.ragged = ct_saved, save_every, steps, ragged
         self.want_p, self.want_dt = want_p, want_dt
         self.wanted = [p for p, w in zip(params, want_p, strict=True) if w]
 
@@ -65,96 +73,111 @@ class Backward:
         p = [next(it) if w else q for q, w in zip(self.params, self.want_p, strict=True)]
         return self.step(p, z, dtw if self.want_dt else self.dt)
 
-    def pull(self, carry, z_prev, m):
-        """Pull the cotangent of z_m (plus the saved state's, if z_m is saved) back through step m."""
+    def advance(self, z, m, dt, end):
+        """z_m from z_{m-1} (dt) or z_{m-1} from z_m (-dt); a no-op for m > end."""
+        z1 = self.step(self.params, z, dt)
+        return _where(m <= end, z1, z) if self.ragged else z1
+
+    def pull(self, carry, z_prev, m, end):
+        """Pull the cotangent of z_m (plus the saved state's, if z_m is saved) back through step m (m <= end)."""
         a, gp, gdt = carry
         if self.ct_saved is not None:
             hit = m % self.save_every == 0
-            idx = jnp.maximum(m // self.save_every - 1, 0)
+            idx = jnp.clip(m // self.save_every - 1, 0, self.ct_saved[0].shape[0] - 1)
             a = [x + jnp.where(hit, c, jnp.zeros_like(c)) for x, c in zip(a, _get(self.ct_saved, idx), strict=True)]
         _, vjp = jax.vjp(self._step_at, self.wanted, z_prev, self.dt)
         cp, a, cdt = vjp(a)
-        return a, tree_map(jnp.add, gp, cp), (gdt + cdt if self.want_dt else gdt)
+        new = (a, tree_map(jnp.add, gp, cp), (gdt + cdt if self.want_dt else gdt))
+        if not self.ragged:
+            return new
+        flat, tree = jax.tree_util.tree_flatten(new)
+        return jax.tree_util.tree_unflatten(tree, _where(m <= end, flat, jax.tree_util.tree_leaves(carry)))
 
     # ---------------------------------------------------------------- sweeps over one segment (s, s + n]
-    def reversible(self, carry, z_end, s, n):
+    def reversible(self, carry, z_end, s, n, end):
         """Rebuild backward from z_{s+n}; returns (rebuilt z_s, carry)."""
 
-        def body(c, m):
-            z, carry = c
-            z = self.step(self.params, z, -self.dt)
-            return (z, self.pull(carry, z, m)), None
+        def body(c, _):
+            z, carry, m = c
+            z = self.advance(z, m, -self.dt, end)
+            return (z, self.pull(carry, z, m, end), m - 1), None
 
-        (z, carry), _ = lax.scan(body, (z_end, carry), s + 1 + jnp.arange(n), reverse=True)
+        (z, carry, _), _ = lax.scan(body, (z_end, carry, s + n), None, length=n)
         return z, carry
 
-    def recompute(self, carry, z_start, s, n):
+    def recompute(self, carry, z_start, s, n, end):
         """Exact with O(1) memory: z_{s+i-1} re-run forward from z_s for each i (n^2 steps)."""
 
-        def body(carry, i):
-            def advance(z, j):
-                z1 = self.step(self.params, z, self.dt)
-                return [jnp.where(j < i - 1, b, a) for a, b in zip(z, z1, strict=True)], None
+        def body(c, _):
+            carry, i = c
 
-            z_prev, _ = lax.scan(advance, z_start, jnp.arange(n - 1))
-            return self.pull(carry, z_prev, s + i), None
+            def fwd(c, _):
+                z, j = c
+                return (_where(j < i, self.step(self.params, z, self.dt), z), j + 1), None
 
-        carry, _ = lax.scan(body, carry, 1 + jnp.arange(n), reverse=True)
+            (z_prev, _), _ = lax.scan(fwd, (z_start, jnp.asarray(1)), None, length=n - 1)
+            return (self.pull(carry, z_prev, s + i, end), i - 1), None
+
+        (carry, _), _ = lax.scan(body, (carry, jnp.asarray(n)), None, length=n)
         return carry
 
     def checked(self, fallback):
         """Segment rule: reversible sweep, kept if its rebuilt start is within tol, else `fallback`."""
 
-        def segment(carry, z_start, z_end, s, n):
+        def segment(carry, z_start, z_end, s, n, end):
             if n == 1:  # one step: the vjp at the true start is exact and as cheap as the check
-                return self.pull(carry, z_start, s + 1)
-            z_rec, rev = self.reversible(carry, z_end, s, n)
+                return self.pull(carry, z_start, s + 1, end)
+            z_rec, rev = self.reversible(carry, z_end, s, n, end)
             ok = rel_error(z_rec, z_start) <= self.tol  # False for NaN
-            return lax.cond(ok, lambda: rev, lambda: fallback(carry, z_start, s, n))
+            return lax.cond(ok, lambda: rev, lambda: fallback(carry, z_start, s, n, end))
 
         return segment
 
-    def replay(self, carry, z_start, s, n):
+    def replay(self, carry, z_start, s, n, end):
         """Exact redo of segment (s, s + n]: forward from z_s storing sub-anchors, then checked sub-segments."""
         k = -(-n // SUB_ANCHORS)
-        return over_segments(self.checked(self.recompute), carry, z_start, anchors(self, z_start, n, k), s, n, k)
+        end = jnp.minimum(s + n, end)
+        buf = self.anchors(z_start, s, -(-n // k), k, end)
+        return over_segments(self.checked(self.recompute), carry, z_start, buf, s, k, end)
+
+    def anchors(self, z_start, s, slots, k, end):
+        """Forward from z_s; slot j holds z_{min(s + (j + 1) k, end)}."""
+        buf = [jnp.zeros((slots, *x.shape), x.dtype) for x in z_start]
+        n = slots * k
+
+        def body(c, _):
+            z, buf, i = c
+            z = self.advance(z, s + i, self.dt, end)
+            buf = [lax.dynamic_update_index_in_dim(b, x, (i - 1) // k, 0) for b, x in zip(buf, z, strict=True)]
+            return (z, buf, i + 1), None
+
+        (_, buf, _), _ = lax.scan(body, (z_start, buf, jnp.asarray(1)), None, length=n)
+        return buf
 
 
-def anchors(bw, z_start, n, k):
-    """Forward n steps from z_start; slot j holds the state after min((j + 1) k, n) steps."""
-    buf = [jnp.zeros((-(-n // k), *x.shape), x.dtype) for x in z_start]
+def over_segments(segment, carry, z_first, buf, s0, k, end):
+    """Apply segment(carry, z_start, z_end, s, k) to the pieces (s0 + j k, s0 + (j + 1) k], last first.
 
-    def body(c, i):
-        z, buf = c
-        z = bw.step(bw.params, z, bw.dt)
-        return (z, [lax.dynamic_update_index_in_dim(b, x, (i - 1) // k, 0) for b, x in zip(buf, z, strict=True)]), None
-
-    (_, buf), _ = lax.scan(body, (z_start, buf), 1 + jnp.arange(n))
-    return buf
-
-
-def over_segments(segment, carry, z_first, buf, s0, n, k):
-    """Apply segment(carry, z_start, z_end, s, length) to (s0, s0 + n] cut in k-step pieces, last first.
-
-    z_first is the true state at s0 and buf[j] the true state at s0 + min((j + 1) k, n).
+    z_first is the true state at s0 and buf[j] the true state at the end of piece j.
     """
-    full, rem = divmod(n, k)
-    if rem:
-        carry = segment(carry, z_first if full == 0 else _get(buf, full - 1), _get(buf, full), s0 + full * k, rem)
 
     def body(carry, j):
         prev = _get(buf, jnp.maximum(j - 1, 0))
-        z_start = [jnp.where(j == 0, a, b) for a, b in zip(z_first, prev, strict=True)]
-        return segment(carry, z_start, _get(buf, j), s0 + j * k, k), None
+        z_start = _where(j == 0, z_first, prev)
+        return (segment(carry, z_start, _get(buf, j), s0 + j * k, k, end), j - 1), None
 
-    if full:
-        carry, _ = lax.scan(body, carry, jnp.arange(full), reverse=True)
+    (carry, _), _ = lax.scan(
+        lambda c, _: body(*c), (carry, jnp.asarray(buf[0].shape[0] - 1)), None, length=buf[0].shape[0]
+    )
     return carry
 
 
 def backward(step, params, z0, dt, ct_zT, ct_saved, *, steps, save_every, anchors_, every, want_p, want_dt, tol):
     """Guarded reverse pass (module docstring). Returns (ct_z0, [ct_param for wanted leaves], ct_dt or None)."""
-    bw = Backward(step, params, dt, ct_saved, save_every, want_p, want_dt, tol)
+    k = -(-every // SUB_ANCHORS)
+    ragged = steps % every != 0 or -(-every // k) * k != every  # some piece runs past its segment or `steps`
+    bw = Backward(step, params, dt, ct_saved, steps=steps, save_every=save_every, want_p=want_p, want_dt=want_dt,
+                  tol=tol, ragged=ragged)  # fmt: skip
     carry = (list(ct_zT), tree_map(jnp.zeros_like, bw.wanted), jnp.zeros_like(dt))
-    a, gp, gdt = over_segments(bw.checked(bw.replay), carry, list(z0), list(anchors_), 0, steps, every)
+    a, gp, gdt = over_segments(bw.checked(bw.replay), carry, list(z0), list(anchors_), 0, every, steps)
     return a, gp, (gdt if want_dt else None)
