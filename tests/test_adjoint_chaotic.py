@@ -59,7 +59,7 @@ _G = np.array([0.8, 0.1, 0.5]) / np.linalg.norm([0.8, 0.1, 0.5])
 CASES = {
     "double_pendulum": (double_pendulum, (jnp.array([2.5, 3.0]), jnp.zeros(2)), 1.0, 0.02, 2000,
                         {"method": "implicit_midpoint"}),
-    "heavy_top": (heavy_top, (jnp.array([0.5, 3.0, 1.0]), jnp.asarray(_G)), 10.0, 0.02, 3000, {"structure": "se3"}),
+    "heavy_top": (heavy_top, (jnp.array([0.5, 3.0, 1.0]), jnp.asarray(_G)), 10.0, 0.02, 1500, {"structure": "se3"}),
     "fpu_beta": (fpu_beta, (jnp.zeros(8), 4.0 * jnp.asarray(np.random.default_rng(1).normal(size=8))), 1.0, 0.05,
                  3000, {}),
     "henon_heiles": (henon_heiles, _hh_state(), 1.0, 0.05, 4000, {}),
@@ -87,17 +87,16 @@ def test_default_gradient_matches_direct_on_chaotic_systems(name):
 
 
 def test_float32_lennard_jones_cluster():
-    """64 atoms (4^3 lattice, spacing 1.12, random velocities), leapfrog, float32, 1000 steps."""
+    """64 atoms (4^3 lattice, spacing 1.12, random velocities), leapfrog, 1000 steps of 0.005: the float32
+    default gradient is as close to the float64 truth as float32 direct backprop is (its round-off floor)."""
     rng = np.random.default_rng(0)
     grid = np.stack(np.meshgrid(*[np.arange(4.0)] * 3, indexing="ij"), -1).reshape(-1, 3)
-    q0 = jnp.asarray(1.12 * grid + 0.02 * rng.normal(size=grid.shape), jnp.float32)
-    p0 = jnp.asarray(0.5 * rng.normal(size=grid.shape), jnp.float32)
+    q0, p0 = 1.12 * grid + 0.02 * rng.normal(size=grid.shape), 0.5 * rng.normal(size=grid.shape)
     iu = np.triu_indices(64, 1)
 
     def step(eps, z, dt):  # kick-drift-kick with the LJ force; eps is the well depth
         def V(q):
-            r2 = jnp.sum((q[iu[0]] - q[iu[1]]) ** 2, -1)
-            s6 = 1.0 / r2**3
+            s6 = 1.0 / jnp.sum((q[iu[0]] - q[iu[1]]) ** 2, -1) ** 3
             return jnp.sum(4.0 * eps * (s6**2 - s6))
 
         q, p = z
@@ -105,16 +104,15 @@ def test_float32_lennard_jones_cluster():
         q = q + dt * p
         return q, p - 0.5 * dt * jax.grad(V)(q)
 
-    def grad(adjoint):
+    def grad(adjoint, dtype):
         loss = lambda z, eps, dt: jnp.sum(solve(step, z, dt, eps, steps=1000, adjoint=adjoint)[0][:, 0])
-        return jax.jit(jax.grad(loss, argnums=(0, 1, 2)))((q0, p0), jnp.float32(1.0), jnp.float32(0.002))
+        args = jax.tree.map(lambda x: jnp.asarray(x, dtype), ((q0, p0), 1.0, 0.005))
+        return jax.jit(jax.grad(loss, argnums=(0, 1, 2)))(*args)
 
-    ref = grad("direct")
-    plain = max(rel(a, b) for a, b in zip(grad("reversible"), ref, strict=True))
-    default = max(rel(a, b) for a, b in zip(grad("guarded"), ref, strict=True))
-    print(f"\nLJ-64 float32, 1000 steps: rel. error reversible {plain:.2e}, guarded {default:.2e}")
-    assert plain > 3e-5
-    assert default < 3e-6  # float32 round-off of the replayed vjps
+    truth = grad("direct", jnp.float64)
+    err = {a: max(rel(g, t) for g, t in zip(grad(a, jnp.float32), truth, strict=True)) for a in ("direct", "guarded")}
+    print(f"\nLJ-64 float32 vs float64 truth, 1000 steps: {err}")
+    assert err["guarded"] < max(2 * err["direct"], 1e-5)
 
 
 def _pendulum_temp_bytes(steps, n=256):
@@ -128,9 +126,9 @@ def _pendulum_temp_bytes(steps, n=256):
 
 
 def test_default_gradient_memory_flat_in_steps():
-    small, large = _pendulum_temp_bytes(1_000), _pendulum_temp_bytes(20_000)
-    print(f"\npendulum x256 grad temp bytes: 1e3 steps {small}, 2e4 steps {large}")
-    assert abs(large - small) <= 0.05 * small
+    small, large = _pendulum_temp_bytes(2_000), _pendulum_temp_bytes(50_000)
+    print(f"\npendulum x256 grad temp bytes: 2e3 steps {small}, 5e4 steps {large}")
+    assert abs(large - small) <= 0.02 * small
 
 
 def test_reversible_refused_for_non_symmetric_method():
