@@ -14,10 +14,12 @@ Policy (decided at run time, per segment, with `lax.cond`):
    that fails again is done by recomputation (every state re-run forward from the sub-segment start: exact,
    O(1) memory, (K/32)^2 steps). The gradient then uses only true forward states up to the tolerance.
 
-Memory: anchors + sub-anchors (64 states) + a few states: flat in `steps`. Cost when nothing fails: the plain
-reversible adjoint plus one error norm per segment. Under a `jax.vmap` of the solve the batch is one system
-(the step is vmapped), so the tests are single scalars and `lax.cond` stays a branch; a `jax.vmap` *around*
-`jax.grad` turns it into a select that always runs the replay (still exact, about 2x + K/32 slower).
+Memory: anchors + sub-anchors (64 states) + a few states: flat in `steps` (measured in
+benchmarks/bench_grad.py --memory). Cost when nothing fails: the plain reversible adjoint plus one error norm
+per segment; a failing segment costs about 2 more sweeps of it (K/32 more if its sub-segments fail too).
+Under `jax.vmap` (of the solve or around `jax.grad`: `reversible.backward_p` batches by vmapping the step)
+the batch is one system, the error a max over it and `lax.cond` a real branch: one member failing replays
+that segment for the whole batch.
 """
 
 import jax
