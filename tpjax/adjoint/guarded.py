@@ -60,13 +60,13 @@ def _where(c, new, old):
 class Backward:
     """Cotangents of (z0, wanted params, dt) from those of (z_N, saved) for one guarded solve.
 
-    Segments all have a static length; steps past `steps` (in the last, ragged segment) are masked no-ops,
-    so each sweep is traced once (no separate code for a shorter last segment).
+    Pieces all have a static length; steps past `end` (the last, ragged piece of a level) are masked no-ops,
+    so each sweep is traced once (no separate code for a shorter last piece). end=None: nothing to mask.
     """
 
-    def __init__(self, step, params, dt, ct_saved, *, steps, save_every, want_p, want_dt, tol, ragged):
+    def __init__(self, step, params, dt, ct_saved, *, save_every, want_p, want_dt, tol):
         self.step, self.params, self.dt, self.tol = step, params, dt, tol
-        self.ct_saved, self.save_every, self.steps, self.ragged = ct_saved, save_every, steps, ragged
+        self.ct_saved, self.save_every = ct_saved, save_every
         self.want_p, self.want_dt = want_p, want_dt
         self.wanted = [p for p, w in zip(params, want_p, strict=True) if w]
 
@@ -79,7 +79,7 @@ class Backward:
     def advance(self, z, m, dt, end):
         """z_m from z_{m-1} (dt) or z_{m-1} from z_m (-dt); a no-op for m > end."""
         z1 = self.step(self.params, z, dt)
-        return _where(m <= end, z1, z) if self.ragged else z1
+        return z1 if end is None else _where(m <= end, z1, z)
 
     def pull(self, carry, z_prev, m, end):
         """Pull the cotangent of z_m (plus the saved state's, if z_m is saved) back through step m (m <= end)."""
@@ -91,7 +91,7 @@ class Backward:
         _, vjp = jax.vjp(self._step_at, self.wanted, z_prev, self.dt)
         cp, a, cdt = vjp(a)
         new = (a, tree_map(jnp.add, gp, cp), (gdt + cdt if self.want_dt else gdt))
-        if not self.ragged:
+        if end is None:
             return new
         flat, tree = jax.tree_util.tree_flatten(new)
         return jax.tree_util.tree_unflatten(tree, _where(m <= end, flat, jax.tree_util.tree_leaves(carry)))
@@ -139,7 +139,8 @@ class Backward:
     def replay(self, carry, z_start, s, n, end):
         """Exact redo of segment (s, s + n]: forward from z_s storing sub-anchors, then checked sub-segments."""
         k = -(-n // SUB_ANCHORS)
-        end = jnp.minimum(s + n, end)
+        if end is not None or -(-n // k) * k != n:  # a sub-piece runs past the segment or past `steps`
+            end = s + n if end is None else jnp.minimum(s + n, end)
         buf = self.anchors(z_start, s, -(-n // k), k, end)
         return over_segments(self.checked(self.recompute), carry, z_start, buf, s, k, end)
 
@@ -177,10 +178,8 @@ def over_segments(segment, carry, z_first, buf, s0, k, end):
 
 def backward(step, params, z0, dt, ct_zT, ct_saved, *, steps, save_every, anchors_, every, want_p, want_dt, tol):
     """Guarded reverse pass (module docstring). Returns (ct_z0, [ct_param for wanted leaves], ct_dt or None)."""
-    k = -(-every // SUB_ANCHORS)
-    ragged = steps % every != 0 or -(-every // k) * k != every  # some piece runs past its segment or `steps`
-    bw = Backward(step, params, dt, ct_saved, steps=steps, save_every=save_every, want_p=want_p, want_dt=want_dt,
-                  tol=tol, ragged=ragged)  # fmt: skip
+    bw = Backward(step, params, dt, ct_saved, save_every=save_every, want_p=want_p, want_dt=want_dt, tol=tol)
+    end = steps if steps % every else None  # None: no piece runs past `steps`, no masking
     carry = (list(ct_zT), tree_map(jnp.zeros_like, bw.wanted), jnp.zeros_like(dt))
-    a, gp, gdt = over_segments(bw.checked(bw.replay), carry, list(z0), list(anchors_), 0, every, steps)
+    a, gp, gdt = over_segments(bw.checked(bw.replay), carry, list(z0), list(anchors_), 0, every, end)
     return a, gp, (gdt if want_dt else None)
