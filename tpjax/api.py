@@ -63,11 +63,12 @@ def integrate(H: Callable, state, *, dt, steps: int, method=None, structure="can
       steps: number of steps (a static non-negative int).
       method: a name from ``tpjax.METHODS`` or an integrator object (default: the structure's, leapfrog
         for canonical, implicit_midpoint otherwise; ``rigid_body``/``rigid_body4`` for H = sum L_i^2/(2 I_i)).
-      adjoint: how ``jax.grad`` differentiates the loop: "reversible" (default for symmetric methods;
-        states rebuilt backward in time), "checkpointed" (default otherwise; sqrt(steps) memory) or
-        "direct" (stores every step).
-      reanchor: with adjoint="reversible", also store every ``reanchor``-th state and restart the
-        backward reconstruction there.
+      adjoint: how ``jax.grad`` differentiates the loop: "guarded" (default for symmetric methods: states
+        rebuilt backward in time and checked against stored anchors, segments that fail the check are
+        recomputed exactly; memory flat in steps), "reversible" (the unchecked O(1)-memory rebuild; can be
+        wrong on chaotic systems), "checkpointed" (default otherwise; sqrt(steps) memory) or "direct"
+        (stores every step). "reversible"/"guarded" are refused for non-symmetric methods.
+      reanchor: with "guarded" or "reversible", the segment length between stored anchor states.
       backend: "auto" (a fused Triton kernel on CUDA when one applies, otherwise XLA), "triton" or "xla".
         Derivatives always come from the XLA path.
       fast_math: approximate sin/cos/exp in the Triton kernel (float32; opt-in, never the default).

@@ -58,17 +58,17 @@ def forward_anchored(step, params, z0, dt, steps, save_every, every):
     slots = -(-steps // every)
     anchors = tree_map(lambda x: jnp.zeros((slots, *x.shape), x.dtype), z0)
 
-    def inner(carry, m):  # m: index of the state this step produces
-        z, buf = carry
+    def inner(carry, _):  # m: index of the state this step produces (a counter: no O(steps) index array)
+        z, buf, m = carry
         z = step(params, z, dt)
         buf = tree_map(lambda b, x: lax.dynamic_update_index_in_dim(b, x, (m - 1) // every, 0), buf, z)
-        return (z, buf), None
+        return (z, buf, m + 1), None
 
-    def outer(carry, k):
-        carry, _ = lax.scan(inner, carry, k * block + 1 + jnp.arange(block))
+    def outer(carry, _):
+        carry, _ = lax.scan(inner, carry, None, length=block)
         return carry, carry[0]
 
-    (z, anchors), saved = lax.scan(outer, (z0, anchors), jnp.arange(steps // block))
+    (z, anchors, _), saved = lax.scan(outer, (z0, anchors, jnp.asarray(1)), None, length=steps // block)
     return z, (saved if save_every else None), anchors
 
 
@@ -88,8 +88,8 @@ def backward(step, params, zT, dt, ct_zT, ct_saved, *, steps, save_every, anchor
         p = [next(it) if w else q for q, w in zip(params, want_p, strict=True)]
         return step(p, z, dtw if want_dt else dt)
 
-    def inner(carry, m):  # reverse the step that produced z_m
-        z, a, gp, gdt = carry
+    def inner(carry, _):  # reverse the step that produced z_m (m: a counter, no O(steps) index array)
+        (z, a, gp, gdt), m = carry
         if anchors is not None:
             z = lax.cond(
                 m % every == 0,
@@ -100,14 +100,14 @@ def backward(step, params, zT, dt, ct_zT, ct_saved, *, steps, save_every, anchor
         z = step(params, z, -dt)
         _, vjp = jax.vjp(step_at, wanted, z, dt)
         cp, a, cdt = vjp(a)
-        return (z, a, tree_map(jnp.add, gp, cp), gdt + cdt if want_dt else gdt), None
+        return ((z, a, tree_map(jnp.add, gp, cp), gdt + cdt if want_dt else gdt), m - 1), None
 
     def outer(carry, xs):
         k, ct = xs
         z, a, gp, gdt = carry
         if ct is not None:
             a = tree_map(jnp.add, a, ct)
-        carry, _ = lax.scan(inner, (z, a, gp, gdt), k * block + 1 + jnp.arange(block), reverse=True)
+        (carry, _), _ = lax.scan(inner, ((z, a, gp, gdt), (k + 1) * block), None, length=block)
         return carry, None
 
     init = (zT, ct_zT, tree_map(jnp.zeros_like, wanted), jnp.zeros_like(dt))

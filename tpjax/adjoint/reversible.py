@@ -27,7 +27,7 @@ from jax.custom_derivatives import SymbolicZero
 from jax.extend.core import Primitive
 from jax.interpreters import ad, batching, mlir
 
-from . import loops
+from . import guarded, loops
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +40,8 @@ class Config:
     steps: int
     save_every: int | None
     every: int | None  # reanchor interval, None for none
+    guarded: bool = False  # check the reconstruction at the anchors and replay failing segments (guarded.py)
+    tol: float = 0.0  # guarded: relative reconstruction tolerance
     lin_mask: tuple[bool, ...] = ()  # over (z0 leaves, param leaves, dt): which tangents are operands
 
     @property
@@ -133,10 +135,15 @@ def _transpose(cts, *ops, cfg):
     z0, zT, anchors, params, dt = cfg.split_res(res)
     want_p = cfg.lin_mask[cfg.nz : -1]
     ct_saved = cts[cfg.nz :] if cfg.save_every else None
-    a0, gp, gdt = loops.backward(
-        cfg.step, params, zT, dt, cts[: cfg.nz], ct_saved, steps=cfg.steps, save_every=cfg.save_every,
-        anchors=anchors, every=cfg.every, want_p=want_p, want_dt=cfg.lin_mask[-1],
-    )  # fmt: skip
+    if cfg.guarded:  # a primitive of its own, so that vmap batches the step, not the run-time tests
+        out = backward_p.bind(*res, *cts, cfg=cfg)
+        n_p = sum(want_p)
+        a0, gp, gdt = out[: cfg.nz], out[cfg.nz : cfg.nz + n_p], (out[-1] if cfg.lin_mask[-1] else None)
+    else:
+        a0, gp, gdt = loops.backward(
+            cfg.step, params, zT, dt, cts[: cfg.nz], ct_saved, steps=cfg.steps, save_every=cfg.save_every,
+            anchors=anchors, every=cfg.every, want_p=want_p, want_dt=cfg.lin_mask[-1],
+        )  # fmt: skip
     full = iter([*a0, *_expand(gp, want_p), gdt])
     out = [c for c, m in zip(full, cfg.lin_mask, strict=True) if m]
     out = [c if ad.is_undefined_primal(x) else None for c, x in zip(out, lin, strict=True)]
@@ -193,6 +200,55 @@ def _batch(args, dims, *, cfg):
     out = tangent_p.bind(*new_res, *new_lin, cfg=dataclasses.replace(cfg, step=step))
     return out, [0] * nz + ([1] * nz if cfg.save_every else [])
 
+
+# ---------------------------------------------------------------- backward_p: the guarded reverse pass
+# Its batching rule vmaps the step (as tangent_p's does), so the per-segment reconstruction tests stay scalars
+# and `lax.cond` stays a branch under jax.vmap(jax.grad(...)) too (a batched predicate would become a select
+# that always runs the replay). Its JVP differentiates the implementation, which is transposable.
+backward_p = Primitive("tpjax_guarded_backward")
+backward_p.multiple_results = True
+
+
+def _bwd_impl(*ops, cfg):
+    res, cts = ops[: cfg.n_res], ops[cfg.n_res :]
+    z0, _, anchors, params, dt = cfg.split_res(res)
+    a0, gp, gdt = guarded.backward(
+        cfg.step, params, z0, dt, list(cts[: cfg.nz]), (list(cts[cfg.nz :]) if cfg.save_every else None),
+        steps=cfg.steps, save_every=cfg.save_every, anchors_=anchors, every=cfg.every,
+        want_p=cfg.lin_mask[cfg.nz : -1], want_dt=cfg.lin_mask[-1], tol=cfg.tol,
+    )  # fmt: skip
+    return [*a0, *gp, *([gdt] if cfg.lin_mask[-1] else [])]
+
+
+def _bwd_abstract_eval(*avals, cfg):
+    z0, _, _, params, dt = cfg.split_res(avals[: cfg.n_res])
+    wanted = [p for p, w in zip(params, cfg.lin_mask[cfg.nz : -1], strict=True) if w]
+    return [jax.core.ShapedArray(a.shape, a.dtype) for a in [*z0, *wanted, *([dt] if cfg.lin_mask[-1] else [])]]
+
+
+def _bwd_jvp(primals, tangents, *, cfg):
+    tangents = tuple(ad.instantiate_zeros(t) for t in tangents)
+    return jax.jvp(partial(_bwd_impl, cfg=cfg), tuple(primals), tangents)
+
+
+def _bwd_batch(args, dims, *, cfg):
+    """Every operand gets the batch axis (per-member gradients need per-member params); the step is vmapped."""
+    size = next(x.shape[d] for x, d in zip(args, dims, strict=True) if d is not None)
+    nz, na = cfg.nz, (cfg.nz if cfg.every else 0)
+    stacked = set(range(2 * nz, 2 * nz + na))  # anchors: (slots, batch, ...)
+    if cfg.save_every:
+        stacked |= set(range(cfg.n_res + nz, cfg.n_res + 2 * nz))  # saved-state cotangents
+    new = [_put(x, d, size, 1 if i in stacked else 0) for i, (x, d) in enumerate(zip(args, dims, strict=True))]
+    step = _VmappedStep(cfg.step, (0,) * cfg.npar, 0)
+    out = backward_p.bind(*new, cfg=dataclasses.replace(cfg, step=step))
+    return out, [0] * len(out)
+
+
+backward_p.def_impl(_bwd_impl)
+backward_p.def_abstract_eval(_bwd_abstract_eval)
+ad.primitive_jvps[backward_p] = _bwd_jvp
+batching.primitive_batchers[backward_p] = _bwd_batch
+mlir.register_lowering(backward_p, mlir.lower_fun(_bwd_impl, multiple_results=True))
 
 # ---------------------------------------------------------------- registration
 tangent_p.def_impl(_impl)

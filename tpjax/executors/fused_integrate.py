@@ -32,7 +32,7 @@ fused_integrate_p.multiple_results = True
 
 # 2. public wrapper
 def fused_integrate(comp, q, p, dt, consts=(), *, steps: int, fast_math: bool = False,
-                    save_every: int | None = None, adjoint: str = "reversible",
+                    save_every: int | None = None, adjoint: str = "guarded",
                     reanchor: int | None = None):  # fmt: skip
     """Final (q, p) of every system of the ensemble (q, p: shape ``(..., *s)`` where ``s`` is comp's
     per-system shape, () or (d,); the leading dims are the ensemble); with
@@ -83,7 +83,7 @@ def _abstract(q, p, dt, *consts, comp, steps, fast_math, save_every, adjoint, re
 
 
 # 4. impl: the reference path, vmapped over the flattened leading (ensemble) dims
-def _reference(q, p, dt, *consts, comp, steps, fast_math, save_every, adjoint="reversible", reanchor=None):
+def _reference(q, p, dt, *consts, comp, steps, fast_math, save_every, adjoint="guarded", reanchor=None):
     from ..adjoint import solve
     from .xla import for_xla
 

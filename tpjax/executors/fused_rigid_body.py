@@ -30,7 +30,7 @@ def fused_rigid_body(
     steps: int,
     order: int = 2,
     fast_math: bool = False,
-    adjoint: str = "reversible",
+    adjoint: str = "guarded",
     reanchor: int | None = None,
 ):
     """L after ``steps`` steps of the explicit Lie-Poisson splitting for H = sum_i L_i^2 / (2 I_i).

@@ -14,9 +14,9 @@ def for_xla(comp):
 
 def resolve_adjoint(adjoint, method) -> str:
     """The adjoint for ``method``: the given one (checked), or the method's default."""
-    if adjoint is None:
-        return "reversible" if method.symmetric else "checkpointed"
-    return adjoint
+    from ..adjoint import resolve
+
+    return resolve(adjoint, symmetric=method.symmetric, method_name=method.name)
 
 
 class XlaLoop(AbstractExecutor):
