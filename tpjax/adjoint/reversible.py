@@ -43,6 +43,7 @@ class Config:
     guarded: bool = False  # check the reconstruction at the anchors and replay failing segments (guarded.py)
     tol: float = 0.0  # guarded: relative reconstruction tolerance
     lin_mask: tuple[bool, ...] = ()  # over (z0 leaves, param leaves, dt): which tangents are operands
+    unroll: int = 1  # steps per loop iteration of the primal forward scan
 
     @property
     def n_res(self):  # z0, zN, anchors, params, dt
@@ -60,7 +61,8 @@ class Config:
 @partial(jax.custom_jvp, nondiff_argnums=(0,))
 def reversible_solve(cfg, params, z0, dt):
     """(params list, z0 list, dt) -> (z_N list, saved list or [])."""
-    zT, saved = loops.forward(cfg.step, params, z0, dt, cfg.steps, cfg.save_every)
+    runner = partial(loops.run, unroll=cfg.unroll)
+    zT, saved = loops.forward(cfg.step, params, z0, dt, cfg.steps, cfg.save_every, runner)
     return zT, (saved if cfg.save_every else [])
 
 

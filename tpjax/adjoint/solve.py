@@ -27,6 +27,7 @@ def solve(
     reanchor: int | None = None,
     checkpoints: int | None = None,
     tol: float | None = None,
+    unroll: int = 1,
 ):
     """Run z_{n+1} = step(params, z_n, dt) for `steps` steps.
 
@@ -68,6 +69,10 @@ def solve(
         eps^(2/3) of the state dtype (3.7e-11 float64, 2.4e-5 float32). tol=0 replays every segment
         (exact, about twice the work); use adjoint="reversible" for the pure unchecked O(1) version.
 
+      unroll: steps per iteration of the forward loop (lax.scan's ``unroll``): the same arithmetic in fewer
+        loop trips, which pays for small step bodies (the executors choose it, see
+        ``tpjax.executors.loop_form``); derivatives are unaffected.
+
     Returns:
       z_final (same pytree as z0) if save_every is None, else (z_final, saved), where saved[k] is the state
       after (k + 1) * save_every steps (so saved[-1] == z_final).
@@ -85,18 +90,20 @@ def solve(
             return z0
         return z0, jax.tree_util.tree_map(lambda x: jnp.zeros((0, *jnp.shape(x)), jnp.result_type(x)), z0)
 
+    unroll = int(unroll)
     if adjoint == "direct":
-        zT, saved = loops.forward(step, params, z0, dt, steps, save_every)
+        zT, saved = loops.forward(step, params, z0, dt, steps, save_every, partial(loops.run, unroll=unroll))
     elif adjoint == "checkpointed":
         n = save_every or steps
-        runner = partial(loops.run_checkpointed, segments=checkpoints or math.isqrt(n - 1) + 1)
+        runner = partial(loops.run_checkpointed, segments=checkpoints or math.isqrt(n - 1) + 1, unroll=unroll)
         if save_every is not None:  # the block re-runs in the backward pass: store only its start
             runner = _checkpointed_block(runner)
         zT, saved = loops.forward(step, params, z0, dt, steps, save_every, runner)
     elif adjoint == "reversible":
-        zT, saved = _reversible(step, z0, dt, params, steps, save_every, reanchor)
+        zT, saved = _reversible(step, z0, dt, params, steps, save_every, reanchor, unroll=unroll)
     else:
-        zT, saved = _reversible(step, z0, dt, params, steps, save_every, reanchor or -(-steps // ANCHORS), tol)
+        every = reanchor or -(-steps // ANCHORS)
+        zT, saved = _reversible(step, z0, dt, params, steps, save_every, every, tol, unroll=unroll)
     return zT if save_every is None else (zT, saved)
 
 
@@ -127,7 +134,7 @@ def _open_jaxpr(closed):
     return jaxpr
 
 
-def _reversible(step, z0, dt, params, steps, save_every, reanchor, tol=False):
+def _reversible(step, z0, dt, params, steps, save_every, reanchor, tol=False, unroll=1):
     """The custom-derivative solve; tol=False: plain reversible, else guarded (tol None: the default)."""
     z_leaves, z_tree = jax.tree_util.tree_flatten(z0)
     p_leaves = jax.tree_util.tree_leaves(params)
@@ -143,7 +150,7 @@ def _reversible(step, z0, dt, params, steps, save_every, reanchor, tol=False):
         )
     consts = list(jaxpr.consts)  # closed-over arrays (tracers included) become explicit operands
     flat_step = _FlatStep(_open_jaxpr(jaxpr), len(p_leaves))
-    cfg = Config(flat_step, len(z_leaves), len(p_leaves) + len(consts), steps, save_every, reanchor)
+    cfg = Config(flat_step, len(z_leaves), len(p_leaves) + len(consts), steps, save_every, reanchor, unroll=unroll)
     if tol is not False:
         tol = default_tol([jnp.result_type(z) for z in z_leaves]) if tol is None else float(tol)
         cfg = dataclasses.replace(cfg, guarded=True, tol=tol)

@@ -85,19 +85,21 @@ def _abstract(q, p, dt, *consts, comp, steps, fast_math, save_every, adjoint, re
 # 4. impl: the reference path, vmapped over the flattened leading (ensemble) dims
 def _reference(q, p, dt, *consts, comp, steps, fast_math, save_every, adjoint="guarded", reanchor=None):
     from ..adjoint import solve
+    from .loop_form import unroll_for
     from .xla import for_xla
 
     comp = for_xla(comp)
     stepper = comp.method.stepper(comp)
     step = stepper.step
+    unroll = unroll_for(comp, steps)
 
     def one(a, b):
         z0 = stepper.initial(tuple(consts), (a, b))
         if save_every is None:
-            z = solve(step, z0, dt, tuple(consts), steps=steps, adjoint=adjoint, reanchor=reanchor)
+            z = solve(step, z0, dt, tuple(consts), steps=steps, adjoint=adjoint, reanchor=reanchor, unroll=unroll)
             return z[0], z[1]
         z, saved = solve(step, z0, dt, tuple(consts), steps=steps, save_every=save_every, adjoint=adjoint,
-                         reanchor=reanchor)  # fmt: skip
+                         reanchor=reanchor, unroll=unroll)  # fmt: skip
         return z[0], z[1], saved[0], saved[1]
 
     sys_shape = _system_shape(comp, q, p)

@@ -32,8 +32,10 @@ class XlaLoop(AbstractExecutor):
         stepper = comp.method.stepper(comp)
         z0 = stepper.initial(stepper.params, parts)
         how = resolve_adjoint(adjoint, comp.method)
+        from .loop_form import unroll_for
+
         out = adj.solve(stepper.step, z0, dt, stepper.params, steps=steps, save_every=save_every, adjoint=how,
-                        reanchor=reanchor)  # fmt: skip
+                        reanchor=reanchor, unroll=unroll_for(comp, steps))  # fmt: skip
         zf, saved = (out, None) if save_every is None else out
         stepper.check(zf, dt)
         n = stepper.n_parts

@@ -130,8 +130,9 @@ def _opaque(b: Builder, eqn, args):
     dsts = tuple(b.fresh(b.space) for _ in eqn.outvars)
     attrs = [("func", prim.name), ("key", key)]
     if len(dsts) != 1:
-        attrs.append(("types", tuple(f"{dtype_name(v.aval.dtype)}[{'x'.join(map(str, v.aval.shape))}]"
-                                     for v in eqn.outvars)))  # fmt: skip  (one token each: f64[3x3])
+        attrs.append(
+            ("types", tuple(f"{dtype_name(v.aval.dtype)}[{'x'.join(map(str, v.aval.shape))}]" for v in eqn.outvars))
+        )  # fmt: skip  (one token each: f64[3x3])
     if eqn.effects or not dsts:
         attrs.append(("effect", True))
     first = eqn.outvars[0].aval if dsts else None
