@@ -65,7 +65,7 @@ def _horner(x2, C: tl.constexpr):
     """C[0] x2^(m-1) + ... + C[m-1] by fma (m = len(C) >= 2), constants in x2's dtype (``tl.fma`` would
     round a bare Python float to float32)."""
     p = tl.fma(x2, tl.full((), C[0], x2.dtype), tl.full((), C[1], x2.dtype))
-    for i in tl.static_range(2, len(C)):
+    for i in tl.static_range(2, len(C.value)):  # .value: the interpreter passes C as a constexpr (no len)
         p = tl.fma(p, x2, tl.full((), C[i], x2.dtype))
     return p
 
