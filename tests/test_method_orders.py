@@ -176,3 +176,14 @@ def test_one_step_is_the_named_stage_sequence(name):
     for o in others:  # and differs from every other stage sequence at this dt
         alt = _compose(ONE_STEP[o], np.asarray(q0), np.asarray(p0), h)
         assert np.max(np.abs(np.concatenate([alt[0] - want[0], alt[1] - want[1]]))) > 1e-4, (name, o)
+
+
+def test_stage_table_coefficients_must_sum_to_one():
+    from tpjax.integrators import Drift, Kick, Splitting
+
+    with pytest.raises(ValueError, match="Kick coefficients sum to 0.5"):
+        Splitting("bad", (Kick(0.5), Drift(1.0)), order=1, symmetric=False)
+    with pytest.raises(ValueError, match="Drift coefficients sum to 2"):
+        Splitting("bad", (Drift(1.0), Kick(1.0), Drift(1.0)), order=1, symmetric=False)
+    ok = Splitting("ok", (Drift(0.25), Kick(1.0), Drift(0.75)), order=1, symmetric=False)
+    assert ok.fsal is False and tpjax.METHODS["leapfrog"].fsal is True
