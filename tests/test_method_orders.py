@@ -187,3 +187,17 @@ def test_stage_table_coefficients_must_sum_to_one():
         Splitting("bad", (Drift(1.0), Kick(1.0), Drift(1.0)), order=1, symmetric=False)
     ok = Splitting("ok", (Drift(0.25), Kick(1.0), Drift(0.75)), order=1, symmetric=False)
     assert ok.fsal is False and tpjax.METHODS["leapfrog"].fsal is True
+
+
+def test_triple_jump_builds_yoshidas_stages():
+    """Build the composition at test time (the module-level YOSHIDA4 is built once, at import)."""
+    from tpjax.integrators import Drift, Kick
+    from tpjax.integrators.splitting import LEAPFROG as LF
+    from tpjax.integrators.splitting import _triple_jump
+
+    y = _triple_jump("y4", LF)
+    want = [Kick(W1 / 2), Drift(W1), Kick((W1 + W0) / 2), Drift(W0), Kick((W0 + W1) / 2), Drift(W1), Kick(W1 / 2)]
+    assert [type(s) for s in y.stages] == [type(s) for s in want]
+    np.testing.assert_allclose([s.c for s in y.stages], [s.c for s in want], rtol=1e-15)
+    assert (y.name, y.order, y.symmetric) == ("y4", 4, True)
+    assert y.stages == tpjax.METHODS["yoshida4"].stages

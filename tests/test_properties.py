@@ -23,7 +23,7 @@ from tpjax.ir import parse, to_text
 jax.config.update("jax_enable_x64", True)
 
 FAST = settings(derandomize=True, max_examples=6, deadline=None, database=None)
-LONG = settings(derandomize=True, max_examples=40, deadline=None, database=None)
+LONG = settings(derandomize=True, max_examples=15, deadline=None, database=None)
 
 coef = st.floats(0.2, 1.5)
 #: one potential-like term of a variable x: (kind, a, b) -> a * f(b x)
