@@ -85,6 +85,10 @@ def check_flow(Hd, s):
     np.testing.assert_allclose(energy, H(q, p), rtol=1e-13, atol=1e-13)
     for prog in (comp.step, comp.source, comp.energy):  # the listing round-trips
         assert parse(to_text(prog)) == prog
+    for i in comp.step.instrs:  # every instruction is typed; the flow has the state's shape
+        assert i.dtype == "f64" and isinstance(i.shape, tuple), i
+        if i.op.name in ("POISSON_J", "STORE"):
+            assert i.shape == q.shape, i
 
 
 def check_leapfrog_step(Hd, s):
