@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-all lint bench clean
+.PHONY: demo test test-slow test-gpu test-all lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PY312) -m venv $(VENV)
@@ -19,8 +19,17 @@ demo: $(STAMP)
 test: $(STAMP)
 	JAX_PLATFORMS=cpu $(PY) -m pytest -q -n 2 -p no:cacheprovider tests
 
+# the long physics checks (-m slow), on the CPU
+test-slow: $(STAMP)
+	JAX_PLATFORMS=cpu $(PY) -m pytest -q -n 2 -p no:cacheprovider -m slow tests
+
+# the GPU tests (-m gpu) on whatever jax sees (they skip without an NVIDIA GPU)
+test-gpu: $(STAMP)
+	XLA_PYTHON_CLIENT_PREALLOCATE=false $(PY) -m pytest -q -p no:cacheprovider -m gpu tests
+
+# everything, slow and gpu included, on the default jax backend (a GPU when present)
 test-all: $(STAMP)
-	JAX_PLATFORMS=cpu $(PY) -m pytest -q -n 2 -m '' tests
+	XLA_PYTHON_CLIENT_PREALLOCATE=false $(PY) -m pytest -q -n 2 -p no:cacheprovider -m '' tests
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check tpjax kernels tests benchmarks

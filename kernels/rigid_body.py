@@ -65,7 +65,7 @@ def _horner(x2, C: tl.constexpr):
     """C[0] x2^(m-1) + ... + C[m-1] by fma (m = len(C) >= 2), constants in x2's dtype (``tl.fma`` would
     round a bare Python float to float32)."""
     p = tl.fma(x2, tl.full((), C[0], x2.dtype), tl.full((), C[1], x2.dtype))
-    for i in tl.static_range(2, len(C)):
+    for i in tl.static_range(2, len(C.value)):  # .value: the interpreter passes C as a constexpr (no len)
         p = tl.fma(p, x2, tl.full((), C[i], x2.dtype))
     return p
 
@@ -195,13 +195,14 @@ def rigid_body_kernel(l_ptr, inertia_ptr, dt_ptr, n, n_steps, out_ptr, ORDER: tl
         kmax = tl.maximum(tl.maximum(tl.abs(k0_mid), tl.abs(k1)), tl.abs(k2))
     else:
         tl.static_assert(ORDER == 4, "ORDER must be 2 or 4")
-        k0_end = _div((-0.25 * W1) * dt, i0)  # R1(w1 dt/2): first and last
-        k0_step = _div((-0.5 * W1) * dt, i0)  # R1(w1 dt/2) R1(w1 dt/2) between steps
-        k0_in = _div((-0.25 * (W1 + W0)) * dt, i0)  # R1(w1 dt/2) R1(w0 dt/2) inside a step
-        k1o = _div((-0.25 * W1) * dt, i1)
-        k2o = _div((-0.5 * W1) * dt, i2)
-        k1m = _div((-0.25 * W0) * dt, i1)
-        k2m = _div((-0.5 * W0) * dt, i2)
+        # W.value (a Python float): under TRITON_INTERPRET a constexpr times a tensor stays a constexpr
+        k0_end = _div((-0.25 * W1.value) * dt, i0)  # R1(w1 dt/2): first and last
+        k0_step = _div((-0.5 * W1.value) * dt, i0)  # R1(w1 dt/2) R1(w1 dt/2) between steps
+        k0_in = _div((-0.25 * (W1.value + W0.value)) * dt, i0)  # R1(w1 dt/2) R1(w0 dt/2) inside a step
+        k1o = _div((-0.25 * W1.value) * dt, i1)
+        k2o = _div((-0.5 * W1.value) * dt, i2)
+        k1m = _div((-0.25 * W0.value) * dt, i1)
+        k2m = _div((-0.5 * W0.value) * dt, i2)
         ks = (k0_end, k0_step, k0_in, k1o, k2o, k1m, k2m)
         kmax = tl.maximum(tl.maximum(tl.maximum(tl.abs(k0_step), tl.abs(k0_in)), tl.abs(k1o)),
                           tl.maximum(tl.maximum(tl.abs(k2o), tl.abs(k1m)), tl.abs(k2m)))  # fmt: skip

@@ -42,3 +42,5 @@ def test_poisson_and_lie_cross_triton_lowering_so3_and_grad():
 def test_impl_param_does_not_change_cpu_results():
     L, g = jnp.asarray(np.random.default_rng(1).normal(size=(2, 5, 3)), jnp.float32), jnp.ones(3, jnp.float32)
     np.testing.assert_array_equal(P.lie_cross(L, g, impl="triton"), P.lie_cross(L, g))
+    want = np.cross(np.asarray(L, np.float64), np.asarray(g, np.float64))  # an independent cross product
+    np.testing.assert_allclose(P.lie_cross(L, g, impl="triton"), want, rtol=0, atol=1e-6)

@@ -22,6 +22,9 @@ def test_policy_listing_and_state_dtype():
     assert all(": f32[]" in ln for ln in lines if "SYMP_STEP" in ln)
     q, p = tpjax.integrate(H, s, dt=0.01, steps=100, precision=tpjax.Precision(grad="float64"))
     assert q.dtype == jnp.float32 and p.dtype == jnp.float32
+    q64, p64 = tpjax.integrate(H, (jnp.float64(1.0), jnp.float64(0.0)), dt=0.01, steps=100)
+    np.testing.assert_allclose([q, p], [q64, p64], rtol=0, atol=2e-6)  # the float32 run follows float64
+    assert abs(float(p64)) > 0.5  # ... along a trajectory that moves
 
 
 def test_kahan_removes_float32_roundoff_drift():

@@ -572,8 +572,15 @@ def test_integrate_so3_rigid_body_cross_lowers_to_the_kernel():
     f = jax.vmap(lambda L: fused_rigid_body(L, I, jnp.float32(0.01), steps=10))
     assert _compat.lower_text_for_cuda(f, L).count("triton_kernel_call") == 1
     # integrate(structure="so3", method="rigid_body") runs it on CUDA (backend="auto"); on the CPU: XLA
+    L = L * jnp.linspace(0.5, 1.5, 64, dtype=jnp.float32)[:, None]
     out = jax.vmap(lambda L: tpjax.integrate(H, L, dt=0.01, steps=10, structure="so3", method="rigid_body"))(L)
     assert out.shape == (64, 3)
+    from tpjax.integrators.rigid_body import rigid_body_strang
+
+    ref = jax.lax.fori_loop(0, 10, lambda _, x: rigid_body_strang(x, jnp.float32(0.01), I), L)
+    np.testing.assert_allclose(out, ref, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(f(L), ref, rtol=0, atol=1e-6)
+    assert float(jnp.max(jnp.abs(ref - L))) > 1e-3  # the bodies moved
 
 
 @pytest.mark.gpu
