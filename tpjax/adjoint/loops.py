@@ -3,19 +3,32 @@
 All functions take `step(params, z, dt) -> z` and static Python ints for the step counts. `forward` is what
 "direct" and "checkpointed" differentiate with JAX's own reverse mode; `forward_anchored` and `backward` are
 the two halves of the "reversible" adjoint (see `reversible.py`).
+
+Inside `jax.shard_map` a scan carry must keep its type, including the manual mesh axes it varies over: a
+state that meets per-shard parameters or dt after one step varies over their axes, and so must its start
+(`carry_like`). Parameters and dt are left as they are (a step may be a traced jaxpr, replayed with the
+types it was traced with). Outside shard_map these casts are no-ops.
 """
 
 import jax
 import jax.numpy as jnp
 from jax import lax
 
+from ..primitives._sharding import axes_of, vary
+
 tree_map = jax.tree_util.tree_map
+
+
+def carry_like(z, *others):
+    """The loop state ``z`` cast to vary over the manual mesh axes of ``z`` and ``others`` (shard_map)."""
+    return vary(z, axes_of(z, others))
 
 
 def run(step, params, z, dt, n):
     """`n` steps of z <- step(params, z, dt) in one `lax.scan` (reverse mode stores every step)."""
     if n == 0:
         return z
+    z = carry_like(z, params, dt)
     z, _ = lax.scan(lambda z, _: (step(params, z, dt), None), z, None, length=n)
     return z
 
@@ -28,6 +41,7 @@ def run_checkpointed(step, params, z, dt, n, segments):
     """
     if n == 0:
         return z
+    z = carry_like(z, params, dt)
     length = -(-n // min(segments, n))
     full, rem = divmod(n, length)
     seg = jax.checkpoint(lambda p, z, dt: run(step, p, z, dt, length), prevent_cse=False)
@@ -41,6 +55,7 @@ def forward(step, params, z0, dt, steps, save_every, runner=run):
     """Returns (z_steps, saved) with saved[k] = z after (k + 1) * save_every steps (None without saving)."""
     if save_every is None:
         return runner(step, params, z0, dt, steps), None
+    z0 = carry_like(z0, params, dt)
 
     def block(z, _):
         z = runner(step, params, z, dt, save_every)
@@ -56,7 +71,8 @@ def forward_anchored(step, params, z0, dt, steps, save_every, every):
     """
     block = save_every or steps
     slots = -(-steps // every)
-    anchors = tree_map(lambda x: jnp.zeros((slots, *x.shape), x.dtype), z0)
+    z0 = carry_like(z0, params, dt)
+    anchors = carry_like(tree_map(lambda x: jnp.zeros((slots, *x.shape), x.dtype), z0), z0)
 
     def inner(carry, m):  # m: index of the state this step produces
         z, buf = carry
@@ -82,6 +98,7 @@ def backward(step, params, zT, dt, ct_zT, ct_saved, *, steps, save_every, anchor
     """
     block = save_every or steps
     wanted = [p for p, w in zip(params, want_p, strict=True) if w]
+    zT, ct_zT, anchors = carry_like((zT, ct_zT, anchors), params, dt, ct_saved)
 
     def step_at(pw, z, dtw):
         it = iter(pw)

@@ -19,7 +19,7 @@ _UNARY = {
     "logistic": "logistic", "neg": "neg", "square": "sq",
 }  # fmt: skip
 _BINARY = {"div": "div", "pow": "pow", "max": "max", "min": "min", "atan2": "atan2"}
-_ALIAS = ("copy", "copy_p", "tp_load", "tp_store", "optimization_barrier")
+_ALIAS = ("copy", "copy_p", "tp_load", "tp_store", "optimization_barrier", "pvary")  # pvary: loops/ops cast
 _INLINE = ("pjit", "jit", "closed_call", "core_call", "remat", "checkpoint")
 
 
