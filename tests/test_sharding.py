@@ -86,3 +86,31 @@ def test_fused_kernels_run_per_shard_in_the_cuda_lowering():
         assert r["in_shard_map"], f"{r['case']} {r['mode']}: the fused primitive is not bound per shard"
         assert 16 in r["sizes"] and 64 not in r["sizes"], f"{r['case']} {r['mode']}: kernel operand sizes {r['sizes']}"
         assert not r["all_gather"], f"{r['case']} {r['mode']}: the lowering gathers"
+
+
+@pytest.mark.gpu
+def test_fused_kernel_on_several_gpus_equals_one_gpu():
+    """On a multi-GPU host: the fused kernel on an ensemble split over every GPU equals one GPU's run."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    from jax.sharding import NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    import tpjax
+
+    n = len(jax.devices("gpu"))
+    if n < 2:
+        pytest.skip(f"needs 2 or more GPUs, found {n}")
+    H = lambda q, p: 0.5 * jnp.sum(p**2) - jnp.sum(jnp.cos(q))
+    f = jax.jit(jax.vmap(lambda q, p: tpjax.integrate(H, (q, p), dt=0.01, steps=200)))
+    q, p = jnp.linspace(0.1, 1.5, 1024 * n, dtype=jnp.float32), jnp.zeros(1024 * n, jnp.float32)
+    ref = f(q, p)
+    mesh = jax.make_mesh((n,), ("ens",))
+    xs = jax.device_put((q, p), NamedSharding(mesh, P("ens")))
+    with jax.set_mesh(mesh):
+        out = f(*xs)
+        assert "triton_kernel_call" in f.lower(*xs).as_text()
+    assert out[0].sharding.spec == P("ens")
+    for a, b in zip(out, ref, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
