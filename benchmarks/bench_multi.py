@@ -94,6 +94,15 @@ def time_run(name: str, n_members: int, n_devices: int, steps: int, repeats: int
     return statistics.median(times)
 
 
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+        return f"{names[0]}, {os.cpu_count()} cores" if names else platform.processor()
+    except OSError:
+        return platform.processor()
+
+
 def main(args) -> int:
     present = len(jax.devices())
     counts = [int(c) for c in args.devices.split(",") if int(c) <= present]
@@ -103,6 +112,7 @@ def main(args) -> int:
     print(f"# {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC  {platform.node()}  "
           f"{dev.platform}:{getattr(dev, 'device_kind', '?')} x{present}  jax {jax.__version__}  "
           f"steps={args.steps} repeats={args.repeats} float32")  # fmt: skip
+    print(f"# host CPU: {cpu_model()}")
     print("| system | scaling | devices | members | members/device | ms (median) | efficiency |")
     print("|---|---|---:|---:|---:|---:|---:|")
     for name in SYSTEMS:

@@ -55,9 +55,9 @@ def case_trajectory():
     return f, (_ens(), 0.3 * _ens()), None
 
 
-def case_grad_state():
-    loss = lambda q, p: jnp.sum(tpjax.integrate(pendulum(), (q, p), dt=0.05, steps=40)[0] ** 2)
-    return jax.vmap(jax.grad(loss, argnums=(0, 1))), (_ens(), 0.3 * _ens()), None
+def case_grad_state():  # d/d(q0, p0, dt), one dt per member
+    loss = lambda q, p, dt: jnp.sum(tpjax.integrate(pendulum(), (q, p), dt=dt, steps=40)[0] ** 2)
+    return jax.vmap(jax.grad(loss, argnums=(0, 1, 2))), (_ens(), 0.3 * _ens(), 0.02 + 0.01 * _ens()), None
 
 
 def case_per_member_dt_and_k():
@@ -109,6 +109,11 @@ def _on_cuda(f):
 def case_fused_trajectory():
     f = jax.vmap(lambda q, p: tpjax.trajectory(pendulum(), (q, p), dt=0.05, steps=40, save_every=10).states)
     return _on_cuda(f), (_ens(), 0.3 * _ens()), None
+
+
+def case_fused_grad():
+    loss = lambda q, p: jnp.sum(tpjax.integrate(pendulum(), (q, p), dt=0.05, steps=40)[0] ** 2)
+    return _on_cuda(jax.vmap(jax.grad(loss, argnums=(0, 1)))), (_ens(), 0.3 * _ens()), None
 
 
 def case_fused_rigid_body():

@@ -27,6 +27,7 @@ ELEMENTWISE = (
     "per_member_dt_and_k",
     "kepler_grad_checkpointed",
     "fused_trajectory",
+    "fused_grad",
     "fused_rigid_body",
 )  # fused_*: the kernel primitives (XLA reference on CPU)
 REDUCING = ("loss_grad_replicated_k", "mean_energy_error")

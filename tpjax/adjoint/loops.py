@@ -14,14 +14,15 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from ..primitives._sharding import axes_of, vary
+from ..primitives._sharding import axes_of, on_mesh, vary
 
 tree_map = jax.tree_util.tree_map
 
 
 def carry_like(z, *others):
-    """The loop state ``z`` cast to vary over the manual mesh axes of ``z`` and ``others`` (shard_map)."""
-    return vary(z, axes_of(z, others))
+    """The loop state ``z`` cast to vary over the manual mesh axes of ``z`` and ``others`` (shard_map), and
+    on the context mesh if it has Explicit axes (``_sharding.on_mesh``)."""
+    return vary(on_mesh(z), axes_of(z, others))
 
 
 def run(step, params, z, dt, n):
@@ -127,6 +128,6 @@ def backward(step, params, zT, dt, ct_zT, ct_saved, *, steps, save_every, anchor
         carry, _ = lax.scan(inner, (z, a, gp, gdt), k * block + 1 + jnp.arange(block), reverse=True)
         return carry, None
 
-    init = (zT, ct_zT, tree_map(jnp.zeros_like, wanted), jnp.zeros_like(dt))
+    init = (zT, ct_zT, on_mesh(tree_map(jnp.zeros_like, wanted)), on_mesh(jnp.zeros_like(dt)))
     (_, a, gp, gdt), _ = lax.scan(outer, init, (jnp.arange(steps // block), ct_saved), reverse=True)
     return a, gp, (gdt if want_dt else None)

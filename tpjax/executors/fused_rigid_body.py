@@ -16,7 +16,7 @@ from jax.extend.core import Primitive
 from jax.interpreters import ad, batching
 
 from ..primitives._cuda import register_lowerings
-from ..primitives._sharding import axes_of, like, vary
+from ..primitives._sharding import axes_of, like, on_mesh, vary
 from .sharding import per_shard
 
 # 1. primitive
@@ -61,7 +61,7 @@ def _reference(L, inertia, dt, *, steps, order, fast_math):
     from ..integrators.rigid_body import rigid_body_order4, rigid_body_strang
 
     step = rigid_body_order4 if order == 4 else rigid_body_strang
-    flat = vary(L.reshape(-1, 3), axes_of(L, inertia, dt))  # shard_map: the carry's type is the step's
+    flat = vary(on_mesh(L.reshape(-1, 3)), axes_of(L, inertia, dt))  # shard_map: the carry's type is the step's
     out = jax.lax.scan(lambda z, _: (step(z, dt, inertia), None), flat, None, length=steps)[0]
     return out.reshape(L.shape)
 

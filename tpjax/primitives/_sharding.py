@@ -124,3 +124,22 @@ def same_axes(*xs) -> list:
     arrays = [x for x in xs if not isinstance(x, bool | int | float)]
     axes = axes_of(arrays)
     return [x if isinstance(x, bool | int | float) else vary(x, axes) for x in xs]
+
+
+def on_mesh(tree):
+    """``tree`` with each leaf whose type has no mesh put on the context mesh, replicated, when that mesh has
+    Explicit axes. Under ``vmap`` over an Explicit axis, a scan carry started from a mesh-less constant (the
+    zeros of an accumulator, dt) fails in JAX 0.11 ("Resource axis ... not found in mesh: ()"); replicated on
+    the mesh it batches like the values it meets."""
+    from jax.sharding import AxisType
+
+    mesh = jax.sharding.get_abstract_mesh()
+    if mesh.empty or AxisType.Explicit not in mesh.axis_types:
+        return tree
+
+    def one(x):
+        if mesh_of(jax.typeof(x)) is not None:
+            return x
+        return jax.sharding.reshard(x, P(*(None,) * jax.numpy.ndim(x)))
+
+    return jax.tree_util.tree_map(one, tree)
