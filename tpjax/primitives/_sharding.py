@@ -14,6 +14,11 @@ the primitive lowers to), so they agree with what runs. Without a mesh nothing i
 ``like(aval, shape=..., lead=...)`` builds a result aval that copies ``aval``'s sharding (``lead`` extra
 unsharded leading dims, e.g. a save axis) and varies over the manual axes of all ``operands``: the rule of
 whole-run primitives (a fused ensemble run, the reversible tangent), whose outputs are laid out like a state.
+
+Values, for the loops and the op wrappers: ``same_axes(*operands)`` casts a primitive's operands to vary
+over the same manual axes (what jax.lax does for its own ops, so transposes return cotangents of their
+operands' types); ``vary(tree, axes)`` and ``axes_of(*trees)`` make a loop carry started from a constant
+vary like the state it meets; ``on_mesh(tree)`` puts mesh-less constants on an Explicit context mesh.
 """
 
 from __future__ import annotations
@@ -109,13 +114,6 @@ def vary(tree, axes: frozenset):
         return jax.lax.pcast(x, extra, to="varying") if extra else x
 
     return jax.tree_util.tree_map(one, tree)
-
-
-def reduce_like(ct, primal):
-    """A cotangent summed (``psum``) over the manual axes it varies over and ``primal`` does not: the
-    transpose of the implicit cast of an invariant ``primal`` (a replicated parameter) to varying."""
-    extra = tuple(sorted(axes_of(ct) - axes_of(primal)))
-    return jax.lax.psum(ct, extra) if extra else ct
 
 
 def same_axes(*xs) -> list:
