@@ -3,13 +3,26 @@
 All functions take `step(params, z, dt) -> z` and static Python ints for the step counts. `forward` is what
 "direct" and "checkpointed" differentiate with JAX's own reverse mode; `forward_anchored` and `backward` are
 the two halves of the "reversible" adjoint (see `reversible.py`).
+
+Inside `jax.shard_map` a scan carry must keep its type, including the manual mesh axes it varies over: a
+state that meets per-shard parameters or dt after one step varies over their axes, and so must its start
+(`carry_like`). Parameters and dt are left as they are (a step may be a traced jaxpr, replayed with the
+types it was traced with). Outside shard_map these casts are no-ops.
 """
 
 import jax
 import jax.numpy as jnp
 from jax import lax
 
+from ..primitives._sharding import axes_of, on_mesh, vary
+
 tree_map = jax.tree_util.tree_map
+
+
+def carry_like(z, *others):
+    """The loop state ``z`` cast to vary over the manual mesh axes of ``z`` and ``others`` (shard_map), and
+    on the context mesh if it has Explicit axes (``_sharding.on_mesh``)."""
+    return vary(on_mesh(z), axes_of(z, others))
 
 
 def run(step, params, z, dt, n, unroll=1):
@@ -17,6 +30,7 @@ def run(step, params, z, dt, n, unroll=1):
     steps per loop iteration (the same arithmetic, fewer loop trips)."""
     if n == 0:
         return z
+    z = carry_like(z, params, dt)
     z, _ = lax.scan(lambda z, _: (step(params, z, dt), None), z, None, length=n, unroll=max(1, min(unroll, n)))
     return z
 
@@ -29,6 +43,7 @@ def run_checkpointed(step, params, z, dt, n, segments, unroll=1):
     """
     if n == 0:
         return z
+    z = carry_like(z, params, dt)
     length = -(-n // min(segments, n))
     full, rem = divmod(n, length)
     seg = jax.checkpoint(lambda p, z, dt: run(step, p, z, dt, length, unroll), prevent_cse=False)
@@ -42,6 +57,7 @@ def forward(step, params, z0, dt, steps, save_every, runner=run):
     """Returns (z_steps, saved) with saved[k] = z after (k + 1) * save_every steps (None without saving)."""
     if save_every is None:
         return runner(step, params, z0, dt, steps), None
+    z0 = carry_like(z0, params, dt)
 
     def block(z, _):
         z = runner(step, params, z, dt, save_every)
@@ -57,7 +73,8 @@ def forward_anchored(step, params, z0, dt, steps, save_every, every):
     """
     block = save_every or steps
     slots = -(-steps // every)
-    anchors = tree_map(lambda x: jnp.zeros((slots, *x.shape), x.dtype), z0)
+    z0 = carry_like(z0, params, dt)
+    anchors = carry_like(tree_map(lambda x: jnp.zeros((slots, *x.shape), x.dtype), z0), z0)
 
     def inner(carry, _):  # m: index of the state this step produces (a counter: no O(steps) index array)
         z, buf, m = carry
@@ -83,6 +100,7 @@ def backward(step, params, zT, dt, ct_zT, ct_saved, *, steps, save_every, anchor
     """
     block = save_every or steps
     wanted = [p for p, w in zip(params, want_p, strict=True) if w]
+    zT, ct_zT, anchors = carry_like((zT, ct_zT, anchors), params, dt, ct_saved)
 
     def step_at(pw, z, dtw):
         it = iter(pw)
@@ -111,6 +129,6 @@ def backward(step, params, zT, dt, ct_zT, ct_saved, *, steps, save_every, anchor
         (carry, _), _ = lax.scan(inner, ((z, a, gp, gdt), (k + 1) * block), None, length=block)
         return carry, None
 
-    init = (zT, ct_zT, tree_map(jnp.zeros_like, wanted), jnp.zeros_like(dt))
+    init = (zT, ct_zT, on_mesh(tree_map(jnp.zeros_like, wanted)), on_mesh(jnp.zeros_like(dt)))
     (_, a, gp, gdt), _ = lax.scan(outer, init, (jnp.arange(steps // block), ct_saved), reverse=True)
     return a, gp, (gdt if want_dt else None)

@@ -27,6 +27,7 @@ from jax.custom_derivatives import SymbolicZero
 from jax.extend.core import Primitive
 from jax.interpreters import ad, batching, mlir
 
+from ..primitives._sharding import like
 from . import guarded, loops
 
 
@@ -93,9 +94,9 @@ tangent_p.multiple_results = True
 # ---------------------------------------------------------------- abstract eval
 def _abstract_eval(*avals, cfg):
     z = avals[: cfg.nz]
-    out = [jax.core.ShapedArray(a.shape, a.dtype) for a in z]
+    out = [like(a, avals) for a in z]  # laid out like the state (a mesh sharding, shard_map's manual axes)
     if cfg.save_every:
-        out += [jax.core.ShapedArray((cfg.steps // cfg.save_every, *a.shape), a.dtype) for a in z]
+        out += [like(a, avals, shape=(cfg.steps // cfg.save_every, *a.shape), lead=1) for a in z]
     return out
 
 

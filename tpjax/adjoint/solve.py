@@ -136,6 +136,7 @@ def _open_jaxpr(closed):
 
 def _reversible(step, z0, dt, params, steps, save_every, reanchor, tol=False, unroll=1):
     """The custom-derivative solve; tol=False: plain reversible, else guarded (tol None: the default)."""
+    z0 = loops.carry_like(z0, params, dt)  # shard_map: trace the step with the state's loop-carry type
     z_leaves, z_tree = jax.tree_util.tree_flatten(z0)
     p_leaves = jax.tree_util.tree_leaves(params)
     jaxpr, out_shape = jax.make_jaxpr(step, return_shape=True)(params, z0, dt)

@@ -24,6 +24,8 @@ from jax.extend.core import Primitive
 from jax.interpreters import ad, batching
 
 from ..primitives._cuda import register_lowerings
+from ..primitives._sharding import like
+from .sharding import per_shard
 
 # 1. primitive
 fused_integrate_p = Primitive("tp_fused_integrate")
@@ -75,10 +77,11 @@ def _abstract(q, p, dt, *consts, comp, steps, fast_math, save_every, adjoint, re
     from .base import preflight
 
     preflight((q, p), steps, save_every)  # here the whole (vmapped) ensemble is visible
-    out = [jax.core.ShapedArray(q.shape, q.dtype), jax.core.ShapedArray(p.shape, p.dtype)]
+    ops = (q, p, dt, *consts)
+    out = [like(q, ops), like(p, ops)]  # laid out like the state: a mesh sharding, shard_map's manual axes
     if save_every is not None:
         k = _n_saves(steps, save_every)
-        out += [jax.core.ShapedArray((k, *q.shape), q.dtype), jax.core.ShapedArray((k, *p.shape), p.dtype)]
+        out += [like(q, ops, shape=(k, *q.shape), lead=1), like(p, ops, shape=(k, *p.shape), lead=1)]
     return out
 
 
@@ -122,6 +125,7 @@ def _jvp(primals, tangents, **params):
 
 
 # 6. batching: batched (q, p) fold into the flat ensemble; a batched dt or parameter takes the reference.
+# A sharded ensemble runs per shard (sharding.per_shard): each device's kernel sees only its members.
 # The batch axis goes first in q, p; the saved outputs (save axis first) then carry it at axis 1.
 def _batch(args, dims, **params):
     q, p, dt, *consts = args
@@ -134,7 +138,9 @@ def _batch(args, dims, **params):
     size = q.shape[dq] if dq is not None else p.shape[dp]
     q = jnp.moveaxis(q, dq, 0) if dq is not None else jnp.broadcast_to(q, (size, *q.shape))
     p = jnp.moveaxis(p, dp, 0) if dp is not None else jnp.broadcast_to(p, (size, *p.shape))
-    return fused_integrate_p.bind(q, p, dt, *consts, **params), [0, 0, 1, 1] if saving else [0, 0]
+    bind = lambda *xs: fused_integrate_p.bind(*xs, **params)
+    saved = (False, False, True, True) if saving else (False, False)
+    return per_shard(bind, [q, p], [dt, *consts], saved), [0, 0, 1, 1] if saving else [0, 0]  # sharding.py
 
 
 # 7. lowerings: the reference through XLA everywhere; the generated Triton kernel on CUDA.

@@ -16,6 +16,8 @@ from jax.extend.core import Primitive
 from jax.interpreters import ad, batching
 
 from ..primitives._cuda import register_lowerings
+from ..primitives._sharding import like
+from .sharding import per_shard
 
 # 1. primitive
 fused_rigid_body_p = Primitive("tp_fused_rigid_body")
@@ -62,7 +64,7 @@ def fused_rigid_body(
 
 # 3. abstract eval
 def _abstract(L, inertia, dt, *, steps, order, fast_math, adjoint, reanchor):
-    return jax.core.ShapedArray(L.shape, L.dtype)
+    return like(L, (inertia, dt))  # laid out like L: a mesh sharding, shard_map's manual axes
 
 
 # 4. impl: the reference path over the flattened ensemble
@@ -72,7 +74,7 @@ def _reference(L, inertia, dt, *, steps, order, fast_math, adjoint, reanchor):
 
     f = rigid_body_order4 if order == 4 else rigid_body_strang
     step = lambda params, z, dt: (f(z[0], dt, params[0]),)
-    flat = L.reshape(-1, 3)
+    flat = L.reshape(-1, 3)  # adjoint.solve casts the loop carry to the state's mesh axes (shard_map)
     out = solve(step, (flat,), dt, (inertia,), steps=steps, adjoint=adjoint, reanchor=reanchor)[0]
     return out.reshape(L.shape)
 
@@ -86,12 +88,14 @@ def _jvp(primals, tangents, **params):
 
 
 # 6. batching: a batched L folds into the ensemble; a batched inertia or dt takes the vmapped reference.
+# A sharded ensemble runs per shard (sharding.per_shard): each device's kernel sees only its bodies.
 def _batch(args, dims, **params):
     L, inertia, dt = args
     dL, di, ddt = dims
     if di is not None or ddt is not None:
         return jax.vmap(lambda *xs: _reference(*xs, **params), in_axes=tuple(dims))(*args), 0
-    return fused_rigid_body_p.bind(jnp.moveaxis(L, dL, 0), inertia, dt, **params), 0
+    bind = lambda *xs: [fused_rigid_body_p.bind(*xs, **params)]
+    return per_shard(bind, [jnp.moveaxis(L, dL, 0)], [inertia, dt], (False,))[0], 0  # sharding.py
 
 
 # 7. lowerings: the reference through XLA everywhere; the hand-written Triton kernel on CUDA.

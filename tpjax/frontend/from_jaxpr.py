@@ -14,7 +14,7 @@ from ..ir.ops import Op
 from ..primitives._common import dtype_name
 from .builder import Builder, literal_value
 
-_ALIAS = ("copy", "copy_p", "tp_load", "tp_store", "optimization_barrier")
+_ALIAS = ("copy", "copy_p", "tp_load", "tp_store", "optimization_barrier", "pvary")  # pvary: loops/ops cast
 _INLINE = ("pjit", "jit", "closed_call", "core_call", "remat", "checkpoint")
 
 

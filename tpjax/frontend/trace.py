@@ -16,6 +16,7 @@ import numpy as np
 
 from ..codegen import reference
 from ..ir.ops import Op
+from ..primitives._sharding import axes_of, vary
 from .builder import Builder
 from .from_jaxpr import lower_jaxpr
 
@@ -67,7 +68,8 @@ def trace(H: Callable, parts: tuple, structure) -> Traced:
             def e(x):
                 return forward(*xs[:k], x, *xs[k + 1 :], *cs)
 
-            return jax.vjp(e, xs[k])[1](ct)[0]
+            y, vjp = jax.vjp(e, xs[k])
+            return vjp(vary(ct, axes_of(y)))[0]  # shard_map: the cotangent varies like H (per-shard params)
 
         grads.append(jax.make_jaxpr(g)(*avals, ct_aval, *c_avals))
     return Traced(structure, avals, closed, consts, forward, tuple(grads), e_aval)

@@ -34,10 +34,13 @@ def broadcast_shapes(*shapes) -> tuple[int, ...]:
 
 
 def operands(*xs):
-    """Turn Python numbers among ``xs`` into scalar literals of the array operands' common dtype."""
+    """Turn Python numbers among ``xs`` into scalar literals of the array operands' common dtype (and, inside
+    shard_map, cast the arrays to vary over the same manual axes: ``_sharding.same_axes``)."""
+    from ._sharding import same_axes
+
     arrays = [jax.typeof(x) for x in xs if not isinstance(x, bool | int | float)]
     dtype = result_dtype(*arrays) if arrays else np.dtype(jax.dtypes.canonicalize_dtype(float))
-    return [scalar(x, dtype) if isinstance(x, bool | int | float) else x for x in xs]
+    return same_axes(*(scalar(x, dtype) if isinstance(x, bool | int | float) else x for x in xs))
 
 
 def zero_tangent(x):

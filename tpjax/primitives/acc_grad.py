@@ -9,6 +9,7 @@ from jax.extend.core import Primitive
 from jax.interpreters import ad, mlir
 
 from ._common import broadcast_batcher, broadcast_shapes, operands, result_dtype, shaped, unbroadcast
+from ._sharding import typed
 
 # 1. primitive
 acc_grad_p = Primitive("tp_acc_grad")
@@ -40,7 +41,7 @@ def _transpose(ct, acc, term):
 # 7. lowering: the reference through XLA.
 # 8. registration
 acc_grad_p.def_impl(_impl)
-acc_grad_p.def_abstract_eval(_abstract)
+acc_grad_p.def_abstract_eval(typed(_abstract, _impl))  # keeps a mesh sharding (_sharding.py)
 ad.deflinear2(acc_grad_p, _transpose)
 broadcast_batcher(acc_grad_p)
 mlir.register_lowering(acc_grad_p, mlir.lower_fun(_impl, multiple_results=False))

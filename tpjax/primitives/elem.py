@@ -30,6 +30,7 @@ from ._common import (
     unbroadcast,
     zero_tangent,
 )
+from ._sharding import typed
 from .fma import broadcast_to, fma
 from .sum import tp_sum
 
@@ -169,7 +170,7 @@ def _batch(args, dims, *, func, **p):
 # 7. lowering: the reference through XLA.
 # 8. registration
 elem_p.def_impl(_impl)
-elem_p.def_abstract_eval(_abstract)
+elem_p.def_abstract_eval(typed(_abstract, _impl))  # keeps a mesh sharding (_sharding.py)
 ad.primitive_jvps[elem_p] = _jvp
 ad.primitive_transposes[elem_p] = _transpose_rule
 batching.primitive_batchers[elem_p] = _batch

@@ -19,6 +19,7 @@ from ._common import (
     unbroadcast,
     zero_tangent,
 )
+from ._sharding import typed
 
 # 1. primitive
 fma_p = Primitive("tp_fma")
@@ -85,7 +86,7 @@ def _transpose(ct, a, b, c):
 # 7. lowering: the reference through XLA (it fuses into neighbouring elementwise ops).
 # 8. registration
 fma_p.def_impl(_impl)
-fma_p.def_abstract_eval(_abstract)
+fma_p.def_abstract_eval(typed(_abstract, _impl))  # keeps a mesh sharding (_sharding.py)
 ad.primitive_jvps[fma_p] = _jvp
 ad.primitive_transposes[fma_p] = _transpose
 broadcast_batcher(fma_p)

@@ -10,6 +10,7 @@ from jax.interpreters import ad, mlir
 
 from ._common import broadcast_batcher, broadcast_shapes, result_dtype, shaped, unbroadcast
 from ._cuda import register_cuda
+from ._sharding import same_axes, typed
 
 # 1. primitive
 lie_cross_p = Primitive("tp_lie_cross")
@@ -19,7 +20,7 @@ lie_cross_p = Primitive("tp_lie_cross")
 def lie_cross(L, g, impl: str = "xla"):
     """The so(3)* flow ``L x g`` for (..., 3) operands (broadcasting over leading axes). Bilinear.
     ``impl="triton"`` lowers to kernels/lie_cross.py on CUDA."""
-    return lie_cross_p.bind(L, g, impl=impl)
+    return lie_cross_p.bind(*same_axes(L, g), impl=impl)
 
 
 # 3. abstract eval
@@ -51,7 +52,7 @@ def _transpose_g(ct, L, g, impl="xla"):
 # 7. lowering: the reference through XLA; CUDA via kernels/lie_cross.py.
 # 8. registration
 lie_cross_p.def_impl(_impl)
-lie_cross_p.def_abstract_eval(_abstract)
+lie_cross_p.def_abstract_eval(typed(_abstract, _impl))  # keeps a mesh sharding (_sharding.py)
 ad.defbilinear(lie_cross_p, _transpose_L, _transpose_g)
 broadcast_batcher(lie_cross_p)
 mlir.register_lowering(lie_cross_p, mlir.lower_fun(_impl, multiple_results=False))

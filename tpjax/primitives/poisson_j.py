@@ -15,6 +15,7 @@ from jax.interpreters import ad, batching, mlir
 from ..ir.ops import POISSON_TYPES
 from ._common import broadcast_batcher, broadcast_shapes, is_undefined, result_dtype, shaped, zero_tangent
 from ._cuda import register_cuda
+from ._sharding import same_axes, typed
 
 # 1. primitive
 poisson_j_p = Primitive("tp_poisson_j")
@@ -27,7 +28,7 @@ def poisson_j(g, structure=None, *, kind: str, impl: str = "xla"):
         raise ValueError(f"poisson_j: kind must be one of {POISSON_TYPES}, got {kind!r}")
     if (kind in ("LIE", "MATRIX")) != (structure is not None):
         raise TypeError(f"poisson_j: kind={kind} {'needs' if structure is None else 'takes no'} structure")
-    return poisson_j_p.bind(g, *(() if structure is None else (structure,)), kind=kind, impl=impl)
+    return poisson_j_p.bind(*same_axes(g, *(() if structure is None else (structure,))), kind=kind, impl=impl)
 
 
 # 3. abstract eval
@@ -128,7 +129,7 @@ def _batch(args, dims, *, kind, impl):
 # 7. lowering: the reference through XLA (the CUDA path lowers LIE_CROSS / POISSON_J via Triton).
 # 8. registration
 poisson_j_p.def_impl(_impl)
-poisson_j_p.def_abstract_eval(_abstract)
+poisson_j_p.def_abstract_eval(typed(_abstract, _impl))  # keeps a mesh sharding (_sharding.py)
 ad.primitive_jvps[poisson_j_p] = _jvp
 ad.primitive_transposes[poisson_j_p] = _transpose
 batching.primitive_batchers[poisson_j_p] = _batch

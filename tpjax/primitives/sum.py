@@ -8,6 +8,7 @@ from jax.extend.core import Primitive
 from jax.interpreters import ad, batching, mlir
 
 from ._common import shaped
+from ._sharding import typed
 
 # 1. primitive
 sum_p = Primitive("tp_sum")
@@ -49,7 +50,7 @@ def _batch(args, dims, *, axes):
 # 7. lowering: the reference through XLA.
 # 8. registration
 sum_p.def_impl(_impl)
-sum_p.def_abstract_eval(_abstract)
+sum_p.def_abstract_eval(typed(_abstract, _impl))  # keeps a mesh sharding (_sharding.py)
 ad.deflinear2(sum_p, _transpose)
 batching.primitive_batchers[sum_p] = _batch
 mlir.register_lowering(sum_p, mlir.lower_fun(_impl, multiple_results=False))

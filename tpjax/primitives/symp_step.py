@@ -23,6 +23,7 @@ from ._common import (
     zero_tangent,
 )
 from ._cuda import register_cuda
+from ._sharding import same_axes, typed
 
 # 1. primitive
 symp_step_p = Primitive("tp_symp_step")
@@ -35,7 +36,7 @@ def symp_step(s, f, dt, coef: float = 1.0, impl: str = "xla"):
     ``impl`` (static) picks the CUDA lowering: "xla" (fuses with its neighbours) or "triton" (the
     hand-written kernel in kernels/symp_step.py); other platforms always use the XLA reference."""
     dt = jnp.asarray(dt, dtype=jax.typeof(s).dtype) if isinstance(dt, int | float) else dt
-    return symp_step_p.bind(s, f, dt, coef=float(coef), impl=impl)
+    return symp_step_p.bind(*same_axes(s, f, dt), coef=float(coef), impl=impl)
 
 
 # 3. abstract eval
@@ -89,7 +90,7 @@ def _transpose(ct, s, f, dt, *, coef, impl):
 # 7. lowering: the reference through XLA; on CUDA with impl="triton", kernels/symp_step.py.
 # 8. registration
 symp_step_p.def_impl(_impl)
-symp_step_p.def_abstract_eval(_abstract)
+symp_step_p.def_abstract_eval(typed(_abstract, _impl))  # keeps a mesh sharding (_sharding.py)
 ad.primitive_jvps[symp_step_p] = _jvp
 ad.primitive_transposes[symp_step_p] = _transpose
 broadcast_batcher(symp_step_p)
