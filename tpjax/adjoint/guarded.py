@@ -26,6 +26,9 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from ..primitives._sharding import on_mesh
+from .loops import carry_like
+
 tree_map = jax.tree_util.tree_map
 
 ANCHORS = 32  # default number of segments (first level)
@@ -146,7 +149,7 @@ class Backward:
 
     def anchors(self, z_start, s, slots, k, end):
         """Forward from z_s; slot j holds z_{min(s + (j + 1) k, end)}."""
-        buf = [jnp.zeros((slots, *x.shape), x.dtype) for x in z_start]
+        buf = carry_like([jnp.zeros((slots, *x.shape), x.dtype) for x in z_start], z_start)
         n = slots * k
 
         def body(c, _):
@@ -180,6 +183,7 @@ def backward(step, params, z0, dt, ct_zT, ct_saved, *, steps, save_every, anchor
     """Guarded reverse pass (module docstring). Returns (ct_z0, [ct_param for wanted leaves], ct_dt or None)."""
     bw = Backward(step, params, dt, ct_saved, save_every=save_every, want_p=want_p, want_dt=want_dt, tol=tol)
     end = steps if steps % every else None  # None: no piece runs past `steps`, no masking
-    carry = (list(ct_zT), tree_map(jnp.zeros_like, bw.wanted), jnp.zeros_like(dt))
+    z0, ct_zT, anchors_ = carry_like((list(z0), list(ct_zT), list(anchors_)), params, dt, ct_saved)
+    carry = (ct_zT, on_mesh(tree_map(jnp.zeros_like, bw.wanted)), on_mesh(jnp.zeros_like(dt)))
     a, gp, gdt = over_segments(bw.checked(bw.replay), carry, list(z0), list(anchors_), 0, every, end)
     return a, gp, (gdt if want_dt else None)

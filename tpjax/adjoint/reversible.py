@@ -226,7 +226,8 @@ def _bwd_impl(*ops, cfg):
 def _bwd_abstract_eval(*avals, cfg):
     z0, _, _, params, dt = cfg.split_res(avals[: cfg.n_res])
     wanted = [p for p, w in zip(params, cfg.lin_mask[cfg.nz : -1], strict=True) if w]
-    return [jax.core.ShapedArray(a.shape, a.dtype) for a in [*z0, *wanted, *([dt] if cfg.lin_mask[-1] else [])]]
+    # laid out like each operand (a mesh sharding, shard_map's manual axes), as the cotangents must be
+    return [like(a, avals) for a in [*z0, *wanted, *([dt] if cfg.lin_mask[-1] else [])]]
 
 
 def _bwd_jvp(primals, tangents, *, cfg):
