@@ -24,11 +24,11 @@ from .solution import Solution
 class _Runner:
     """``advance(z, n)`` and ``advance_saving(z, count, every)`` for one executor, plus progress ticks."""
 
-    def __init__(self, comp, executor, dt, adjoint, reanchor, tick, chunk):
+    def __init__(self, comp, executor, dt, adjoint, reanchor, tick, chunk, total):
         self.comp, self.ex, self.dt, self.kw = comp, executor, dt, {"adjoint": adjoint, "reanchor": reanchor}
         self.xla = isinstance(executor, XlaLoop)
         self.n = len(comp.structure.ptrs)
-        self.tick, self.chunk = tick, chunk
+        self.tick, self.chunk, self.total = tick, chunk, total
 
     def start(self, parts, carry):
         return self.ex.start(self.comp, parts, carry) if self.xla else tuple(parts)
@@ -67,6 +67,38 @@ class _Runner:
             self.ex.stepper(self.comp).check(z, self.dt)
 
 
+def _save_blocks(r, z, count, gap, base, observe_at):
+    """``count`` blocks of ``gap`` steps from step ``base``, observing after each: (z, observations stacked).
+
+    ``observe_at(n, z)`` observes the loop state z at step n. With a bar and blocks shorter than its chunk,
+    ``m`` blocks run between two ticks (the tick counter stays an unbatched scan index)."""
+    m = 1 if r.tick is None or gap >= r.chunk else min(count, r.chunk // gap)
+
+    def blocks(z, k, start):
+        def one(z, i):
+            z = r.segment(z, gap, start + i * gap) if m == 1 else r.advance(z, gap)
+            return z, observe_at(start + (i + 1) * gap, z)
+
+        return lax.scan(one, z, jnp.arange(k))
+
+    if m == 1:
+        return blocks(z, count, base)
+
+    def outer(z, j):
+        z, ys = blocks(z, m, base + j * m * gap)
+        r.tick(base + (j + 1) * m * gap)
+        return z, ys
+
+    z, ys = lax.scan(outer, z, jnp.arange(count // m))
+    ys = jax.tree.map(lambda y: y.reshape(-1, *y.shape[2:]), ys)
+    if count % m:
+        start = base + (count // m) * m * gap
+        z, rest = blocks(z, count % m, start)
+        r.tick(start + (count % m) * gap)
+        ys = _concat([ys, rest])
+    return z, ys
+
+
 def _time_last(y):
     """A scan-stacked per-save Casimir leaf (g, ..., 1) -> (..., g)."""
     y = jnp.moveaxis(y, 0, -1)
@@ -80,7 +112,7 @@ def _concat(chunks, axis=0):
 def advance(comp, executor, parts, dt, *, steps, adjoint, reanchor, progress, carry=None):
     """``integrate``'s run with a progress bar or from a carry: (final parts, final carry or None)."""
     tick = prog.ticker(progress, steps)
-    r = _Runner(comp, executor, dt, adjoint, reanchor, tick, prog.chunk(steps))
+    r = _Runner(comp, executor, dt, adjoint, reanchor, tick, prog.chunk(steps), steps)
     z = r.start(parts, carry)
     if steps:
         z = r.segment(z, steps, 0)
@@ -96,7 +128,7 @@ def simulate(comp, executor, parts, dt, *, steps, saveat: SaveAt, to_state, ener
     """
     st, dtype = comp.structure, parts[0].dtype
     tick = prog.ticker(progress, steps)
-    r = _Runner(comp, executor, dt, adjoint, reanchor, tick, prog.chunk(steps))
+    r = _Runner(comp, executor, dt, adjoint, reanchor, tick, prog.chunk(steps), steps)
     z = r.start(parts, carry)
     t_start = jnp.asarray(t_start, dtype)
     happened = t_event = None
@@ -134,12 +166,7 @@ def simulate(comp, executor, parts, dt, *, steps, saveat: SaveAt, to_state, ener
                 z, saved = r.advance_saving(z, count, gap)
                 outs.append(saved)
             else:
-
-                def block(z, i, base=done, gap=gap):
-                    z = r.segment(z, gap, base + i * gap)
-                    return z, observe(t_start + (base + (i + 1) * gap) * dt, z)
-
-                z, ys = lax.scan(block, z, jnp.arange(count))
+                z, ys = _save_blocks(r, z, count, gap, done, lambda n, z: observe(t_start + n * dt, z))
                 outs.append(ys)
             done += count * gap
         if steps:

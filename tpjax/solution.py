@@ -86,8 +86,11 @@ class Solution:
         ax = _axes(ax)
         t, err = np.asarray(self.ts), np.asarray(self.energy_error)
         err, t = err.reshape(-1, err.shape[-1]), t.reshape(-1, t.shape[-1])
+        floor = np.finfo(err.dtype).eps / 4  # an exact 0 error would fall off the log scale
         for i in np.unique(np.linspace(0, err.shape[0] - 1, members).astype(int)):
-            ax.semilogy(t[min(i, t.shape[0] - 1)][1:], np.maximum(err[i, 1:], 1e-17), lw=0.8)
+            ax.semilogy(t[min(i, t.shape[0] - 1)][1:], np.maximum(err[i, 1:], floor), lw=0.8, label=f"member {i}")
+        if err.shape[0] > 1:
+            ax.legend(fontsize=8)
         ax.set(xlabel="t", ylabel="|H(t) - H(0)| / |H(0)|", title=f"relative energy error ({self.method})")
         return ax
 
