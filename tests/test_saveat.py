@@ -77,7 +77,7 @@ def test_grad_through_a_saved_observable_equals_direct():
 
 
 def test_off_grid_times_are_refused_naming_the_nearest_grid_times():
-    with pytest.raises(ValueError, match=r"nearest grid times are 0\.1.*\(n=10\) and 0\.11"):
+    with pytest.raises(ValueError, match=r"nearest grid times are 0\.1 \(n=10\) and 0\.11 \(n=11\)"):
         tpjax.trajectory(pendulum, S0, dt=DT, steps=STEPS, saveat=tpjax.SaveAt(ts=[0.105]))
     with pytest.raises(ValueError, match="outside the run"):
         tpjax.trajectory(pendulum, S0, dt=DT, steps=STEPS, saveat=tpjax.SaveAt(ts=[2.0]))

@@ -155,7 +155,7 @@ def simulate(comp, executor, parts, dt, *, steps, saveat: SaveAt, to_state, ener
         ts = jnp.stack([jnp.broadcast_to(t, ()) for t, _ in picks]).astype(dtype)
         outs = [jax.tree.map(lambda x: x[None], observe(t, zz)) for t, zz in picks]
     else:
-        pl = plan(saveat, steps, dt, t_start)
+        pl = plan(saveat, steps, dt, t_start, dtype)
         outs, done = [], 0
         if pl.with_initial:
             outs.append(jax.tree.map(lambda x: x[None], observe(t_start, z)))

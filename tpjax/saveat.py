@@ -23,7 +23,8 @@ class SaveAt:
       t0: save the initial state (step 0).
       t1: save the final state (step ``steps``).
       ts: times to save at (a static 1-d sequence, numpy under jit). Each must lie on the step grid
-        ``t_start + n * dt`` within a relative tolerance of 1e-6 of dt; an off-grid time is refused with an
+        ``t_start + n * dt`` to within 1e-6 of a step (or the state dtype's rounding of dt, for
+        float32 states); an off-grid time is refused with an
         error naming the two nearest grid times (tpjax never rounds silently). Needs a concrete ``dt``.
       steps: save every ``steps``-th step (k, 2k, ...; ``save_every=k`` is ``SaveAt(t0=True, steps=k)``).
       fn: ``fn(t, state) -> pytree`` saved instead of the state (an energy, a Casimir, any pytree). The
@@ -67,7 +68,7 @@ def from_save_every(k: int) -> SaveAt:
     return SaveAt(t0=True, steps=int(k))
 
 
-def _grid_indices(ts, dt, t_start, steps: int) -> list[int]:
+def _grid_indices(ts, dt, t_start, steps: int, eps: float) -> list[int]:
     if isinstance(dt, jax.core.Tracer) or isinstance(t_start, jax.core.Tracer):
         raise TypeError("SaveAt(ts=...) needs a concrete dt and start time to map times to steps; under jax.jit "
                         "close over dt (or mark it static), or save with SaveAt(steps=k)")  # fmt: skip
@@ -79,19 +80,19 @@ def _grid_indices(ts, dt, t_start, steps: int) -> list[int]:
     for t in ts:
         x = (t - t_start) / dt
         n = int(np.rint(x))
-        if abs(x - n) > 1e-6:
+        if abs(x - n) > max(1e-6, 16 * eps * abs(x)):  # dt itself is rounded to the state's dtype
             lo, hi = int(np.floor(x)), int(np.ceil(x))
-            raise ValueError(f"SaveAt(ts=...): t={t!r} is not on the step grid t_start + n*dt (t_start={t_start!r}, "
-                             f"dt={dt!r}); the nearest grid times are {t_start + lo * dt!r} (n={lo}) and "
-                             f"{t_start + hi * dt!r} (n={hi}); pass one of those")  # fmt: skip
+            raise ValueError(f"SaveAt(ts=...): t={t:.10g} is not on the step grid t_start + n*dt (t_start="
+                             f"{t_start:.10g}, dt={dt:.10g}); the nearest grid times are {t_start + lo * dt:.10g} "
+                             f"(n={lo}) and {t_start + hi * dt:.10g} (n={hi}); pass one of those")  # fmt: skip
         if not 0 <= n <= steps:
-            raise ValueError(f"SaveAt(ts=...): t={t!r} is step {n}, outside the run's steps 0..{steps} "
-                             f"(times {t_start!r} .. {t_start + steps * dt!r})")  # fmt: skip
+            raise ValueError(f"SaveAt(ts=...): t={t:.10g} is step {n}, outside the run's steps 0..{steps} "
+                             f"(times {t_start:.10g} .. {t_start + steps * dt:.10g})")  # fmt: skip
         out.append(n)
     return out
 
 
-def plan(saveat: SaveAt, steps: int, dt, t_start) -> Plan:
+def plan(saveat: SaveAt, steps: int, dt, t_start, dtype=np.float64) -> Plan:
     """The save indices and loop groups of ``saveat`` for a run of ``steps`` steps."""
     idx = set()
     if saveat.t0:
@@ -104,7 +105,7 @@ def plan(saveat: SaveAt, steps: int, dt, t_start) -> Plan:
                              f"steps={steps - steps % saveat.steps or saveat.steps}")  # fmt: skip
         idx.update(range(saveat.steps, steps + 1, saveat.steps))
     if saveat.ts is not None:
-        idx.update(_grid_indices(saveat.ts, dt, t_start, steps))
+        idx.update(_grid_indices(saveat.ts, dt, t_start, steps, float(np.finfo(dtype).eps)))
     indices = np.array(sorted(idx), dtype=np.int64)
     groups, last = [], 0
     for n in indices[indices > 0]:
