@@ -55,3 +55,14 @@ def test_resume_refuses_another_method():
         tpjax.trajectory(pendulum, sol, dt=0.05, steps=10, method="leapfrog")
     restart = tpjax.trajectory(pendulum, sol.final, dt=0.05, steps=10, method="leapfrog")  # the documented fix
     assert restart.ts[0] == 0.0
+
+
+def test_compensated_registers_and_save_times_continue():
+    s32 = (jnp.float32(1.0), jnp.float32(0.0))
+    kw = dict(dt=0.01, precision=tpjax.Precision(compensated=True))
+    sol = tpjax.trajectory(pendulum, s32, steps=300, **kw)
+    assert len(sol.carry) >= 2  # the force and the Kahan compensations are carried
+    sol = tpjax.trajectory(pendulum, sol, steps=300, saveat=tpjax.SaveAt(ts=[4.0, 6.0]), **kw)
+    long = tpjax.trajectory(pendulum, s32, steps=600, **kw)
+    np.testing.assert_array_equal(sol.final[0], long.final[0])
+    np.testing.assert_array_equal(sol.states[0], long.states[0][np.array([400, 600])])  # absolute times

@@ -89,3 +89,23 @@ def test_off_grid_times_are_refused_naming_the_nearest_grid_times():
         tpjax.SaveAt()
     with pytest.raises(TypeError, match="concrete dt"):
         jax.jit(lambda dt: tpjax.trajectory(pendulum, S0, dt=dt, steps=10, saveat=tpjax.SaveAt(ts=[0.05])))(0.01)
+
+
+@pytest.mark.gpu
+def test_fused_kernel_runs_observables_and_progress_in_chunks():
+    import io
+
+    q0 = jnp.linspace(0.1, 2.0, 64, dtype=jnp.float32)
+    fn = lambda t, s: 0.5 * s[1] ** 2
+    f = io.StringIO()
+
+    sa = tpjax.SaveAt(t0=True, steps=20, fn=fn)
+
+    def run(backend, **kw):
+        one = lambda q: tpjax.trajectory(pendulum, (q, 0 * q), dt=0.01, steps=200, backend=backend, saveat=sa, **kw)
+        return jax.jit(jax.vmap(one))(q0)
+
+    kern, xla = run("triton", progress={"file": f}), run("xla")
+    assert kern.backend == "fused_kernel" and kern.carry is None
+    np.testing.assert_allclose(kern.observables, xla.observables, rtol=1e-5, atol=1e-7)
+    assert "200/200" in f.getvalue()
