@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import jax
-import jax.numpy as jnp
-
 from . import _validate as check
 from . import driver
 from .codegen import reference
 from .compiler import Compiled, compile_hamiltonian
 from .events import Event
-from .executors import XlaLoop, choose
+from .executors import choose
 from .integrators.stepper import program_inputs
 from .saveat import SaveAt
 from .solution import Solution
@@ -82,14 +79,14 @@ def integrate(H: Callable, state, *, dt, steps: int, method=None, structure="can
 
     Returns: the final state, same pytree structure, shapes and dtypes as ``state``.
     """
-    state, carry, _ = _resume(state)
+    state, carry, _ = driver.resume(state)
     comp, parts, steps, dt = _prepare(H, state, dt, steps, method, structure, precision)
     executor = choose(comp, backend, fast_math)
     if progress is False and carry is None:
         final, _ = executor.run(comp, parts, dt, steps=steps, adjoint=adjoint, reanchor=reanchor)
     else:
         final, _ = driver.advance(comp, executor, parts, dt, steps=steps, adjoint=adjoint, reanchor=reanchor,
-                                  progress=progress, carry=_carry_for(carry, comp, executor, parts))  # fmt: skip
+                                  progress=progress, carry=driver.carry_for(carry, comp, executor, parts))  # fmt: skip
     return comp.structure.pack(final, state)
 
 
@@ -109,10 +106,13 @@ def trajectory(H: Callable, state, *, dt, steps: int, save_every: int | None = N
       state: as in :func:`integrate`, also a Solution to continue (``ts`` continue from its ``t_final``).
     On CUDA the fused kernels write only the saved states (``backend``, ``fast_math`` as in
     :func:`integrate`); with ``fn`` they run one kernel per save block."""
-    state, carry, t_start = _resume(state)
+    state, carry, t_start = driver.resume(state)
     comp, parts, steps, dt = _prepare(H, state, dt, steps, method, structure, precision)
     if saveat is not None and save_every is not None:
         raise ValueError("pass either save_every=k or saveat=tpjax.SaveAt(...), not both")
+    if event is not None and save_every is not None:
+        raise ValueError("with event=..., save_every does not apply (a run that stops early has no fixed save "
+                         "grid); drop it, or pass saveat=tpjax.SaveAt(t0=..., t1=..., fn=...)")  # fmt: skip
     if saveat is None:
         saveat = SaveAt(t0=True, t1=True) if event is not None else SaveAt(t0=True, steps=save_every or 1)
         if steps and event is None:
@@ -134,32 +134,5 @@ def trajectory(H: Callable, state, *, dt, steps: int, save_every: int | None = N
 
     return driver.simulate(comp, executor, parts, dt, steps=steps, saveat=saveat, adjoint=adjoint,
                            reanchor=reanchor, to_state=lambda p: comp.structure.pack(p, state), energy=energy,
-                           progress=progress, event=event, carry=_carry_for(carry, comp, executor, parts),
+                           progress=progress, event=event, carry=driver.carry_for(carry, comp, executor, parts),
                            t_start=t_start)  # fmt: skip
-
-
-def _resume(state):
-    """(state, carry, t_start) for a fresh state or a Solution to continue from."""
-    if isinstance(state, Solution):
-        if state.final is None:
-            raise ValueError("this Solution has no final state to continue from")
-        return state.final, (state.carry, state.method), state.t_final
-    return state, None, 0.0
-
-
-def _carry_for(carry, comp, executor, parts):
-    """The carried registers to start from: the Solution's, when they fit this run's loop."""
-    if carry is None or carry[0] is None or not isinstance(executor, XlaLoop):
-        return None  # a fused kernel's Solution, or a kernel run: the kernel starts from the state
-    regs, method = carry
-    if method != comp.method.name:
-        raise ValueError(f"the Solution was computed with method={method!r}, this run uses "
-                         f"{comp.method.name!r}; continue with the same method or pass its final state "
-                         "(sol.final) to start fresh")  # fmt: skip
-    want = jax.eval_shape(lambda p: executor.start(comp, p)[len(p) :], parts)
-    got = [(jnp.shape(x), jnp.result_type(x)) for x in regs]
-    if got != [(w.shape, w.dtype) for w in want]:
-        raise ValueError(f"the Solution's carried registers {got} do not fit this run's loop "
-                         f"{[(w.shape, w.dtype) for w in want]} (another precision or backend); pass its final "
-                         "state (sol.final) to start fresh")  # fmt: skip
-    return regs

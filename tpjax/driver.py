@@ -192,3 +192,30 @@ def _solution(comp, executor, outs, ts, z, r, fn, to_state, energy, steps, t_fin
     return Solution(ts, states, energies, cas, obs, to_state(tuple(z[: r.n])), t_final,
                     tuple(z[r.n :]) if r.xla else None, happened, t_event, executor.name, comp.method.name,
                     steps)  # fmt: skip
+
+
+def resume(state):
+    """(state, carry, t_start) for a fresh state or a Solution to continue from."""
+    if isinstance(state, Solution):
+        if state.final is None:
+            raise ValueError("this Solution has no final state to continue from")
+        return state.final, (state.carry, state.method), state.t_final
+    return state, None, 0.0
+
+
+def carry_for(carry, comp, executor, parts):
+    """The carried registers to start from: the Solution's, when they fit this run's loop."""
+    if carry is None or carry[0] is None or not isinstance(executor, XlaLoop):
+        return None  # a fused kernel's Solution, or a kernel run: the kernel starts from the state
+    regs, method = carry
+    if method != comp.method.name:
+        raise ValueError(f"the Solution was computed with method={method!r}, this run uses "
+                         f"{comp.method.name!r}; continue with the same method or pass its final state "
+                         "(sol.final) to start fresh")  # fmt: skip
+    want = jax.eval_shape(lambda p: executor.start(comp, p)[len(p) :], parts)
+    got = [(jnp.shape(x), jnp.result_type(x)) for x in regs]
+    if got != [(w.shape, w.dtype) for w in want]:
+        raise ValueError(f"the Solution's carried registers {got} do not fit this run's loop "
+                         f"{[(w.shape, w.dtype) for w in want]} (another precision or backend); pass its final "
+                         "state (sol.final) to start fresh")  # fmt: skip
+    return regs
