@@ -58,7 +58,7 @@ def test_bisection_locates_the_numerical_crossing_to_roundoff():
     t = float(sol.event_time)
     n = int(t // dt)
     before = tpjax.integrate(pendulum, (1.0, 0.0), dt=dt, steps=n)
-    for theta, sign in ((t / dt - n - 1e-9, 1), (t / dt - n + 1e-9, -1)):  # either side of the located time
+    for theta, sign in ((t / dt - n - 1e-12, 1), (t / dt - n + 1e-12, -1)):  # 1e-12 of a step either side
         q = tpjax.integrate(pendulum, before, dt=theta * dt, steps=1)[0]
         assert sign * float(q) > 0
 
