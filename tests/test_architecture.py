@@ -22,7 +22,7 @@ ROOT = pathlib.Path(tpjax.__file__).parent
 LAYERS = (
     ("_compat", "_memory", "ir"),
     ("primitives",),
-    ("adjoint", "precision", "solution"),
+    ("adjoint", "precision", "solution", "saveat", "events", "progress"),
     ("passes",),
     ("codegen",),
     ("frontend",),
@@ -30,6 +30,7 @@ LAYERS = (
     ("integrators",),
     ("compiler", "_validate"),
     ("executors",),
+    ("driver",),  # trajectory/integrate runs: save plans, observables, progress, events, resuming
     ("api",),
     ("tpjax",),  # the package's face, tpjax/__init__.py
     ("demo",),  # python -m tpjax.demo: a user of the face

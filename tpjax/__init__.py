@@ -9,11 +9,14 @@ from .api import compile as compile  # noqa: A004
 from .api import integrate as integrate
 from .api import trajectory as trajectory
 from .compiler import Compiled as Compiled
+from .events import Event as Event
 from .integrators import METHODS as METHODS
 from .integrators import Composition as Composition
 from .integrators import Splitting as Splitting
 from .precision import Precision as Precision
+from .saveat import SaveAt as SaveAt
 from .solution import Solution as Solution
+from .solution import Stats as Stats
 from .structures import SE3 as SE3
 from .structures import SO3 as SO3
 from .structures import AbstractStructure as AbstractStructure

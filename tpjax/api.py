@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import jax
-import jax.numpy as jnp
-
 from . import _validate as check
+from . import driver
 from .codegen import reference
 from .compiler import Compiled, compile_hamiltonian
+from .events import Event
 from .executors import choose
 from .integrators.stepper import program_inputs
+from .saveat import SaveAt
 from .solution import Solution
 from .structures import resolve
 
@@ -44,7 +44,7 @@ def _prepare(H, state, dt, steps, method, structure, precision):
 
 def integrate(H: Callable, state, *, dt, steps: int, method=None, structure="canonical",
               adjoint: str | None = None, reanchor: int | None = None, backend: str = "auto",
-              fast_math: bool = False, precision=None):  # fmt: skip
+              fast_math: bool = False, precision=None, progress=False):  # fmt: skip
     """Integrate Hamilton's equations of ``H`` from ``state`` for ``steps`` steps of size ``dt``.
 
     Properties: symplectic (canonical splittings) or Lie-Poisson (so3); runs the TP-IR program as a
@@ -56,7 +56,8 @@ def integrate(H: Callable, state, *, dt, steps: int, method=None, structure="can
       H: scalar energy, ``H(q, p)`` (canonical) or ``H(L)`` (so3); any JAX-traceable function.
       state: ``(q, p)`` arrays of equal shape and floating dtype (canonical), ``L`` of shape (3,) (so3),
         ``(L, Gamma)`` (se3, the heavy top), ``r`` of shape (n, 2) (``tpjax.PointVortices``), or ``z`` of
-        shape (n,) when ``structure`` is a function.
+        shape (n,) when ``structure`` is a function. Or a :class:`Solution` of an earlier run: continue from
+        its final state and carried registers (bit for bit the same as one longer run on the XLA path).
       structure: "canonical", "so3", "se3", a structure object (``tpjax.PointVortices(circulations)``), or
         a function ``J(z)`` returning an (n, n) skew-symmetric matrix (checked for skewness).
       dt: step size (scalar; an operand, so changing it never recompiles).
@@ -74,36 +75,65 @@ def integrate(H: Callable, state, *, dt, steps: int, method=None, structure="can
       fast_math: approximate sin/cos/exp in the Triton kernel (float32; opt-in, never the default).
       precision: a ``tpjax.Precision`` policy, e.g. ``Precision(grad="float64", step="float32",
         compensated=True)``: gradients in float64, state and steps in float32, optional Kahan updates.
+      progress: True for a tqdm progress bar updated from inside the compiled loop (one bar for a vmapped
+        ensemble), or a dict of tqdm options (e.g. ``{"file": f}``); off by default (nothing added).
 
     Returns: the final state, same pytree structure, shapes and dtypes as ``state``.
     """
+    state, carry, _ = driver.resume(state)
     comp, parts, steps, dt = _prepare(H, state, dt, steps, method, structure, precision)
     executor = choose(comp, backend, fast_math)
-    final, _ = executor.run(comp, parts, dt, steps=steps, adjoint=adjoint, reanchor=reanchor)
+    if progress is False and carry is None:
+        final, _ = executor.run(comp, parts, dt, steps=steps, adjoint=adjoint, reanchor=reanchor)
+    else:
+        final, _ = driver.advance(comp, executor, parts, dt, steps=steps, adjoint=adjoint, reanchor=reanchor,
+                                  progress=progress, carry=driver.carry_for(carry, comp, executor, parts))  # fmt: skip
     return comp.structure.pack(final, state)
 
 
-def trajectory(H: Callable, state, *, dt, steps: int, save_every: int = 1, method=None,
+def trajectory(H: Callable, state, *, dt, steps: int, save_every: int | None = None, saveat=None, method=None,
                structure="canonical", adjoint: str | None = None, reanchor: int | None = None,
-               precision=None, backend: str = "auto", fast_math: bool = False) -> Solution:  # fmt: skip
-    """Like :func:`integrate`, but returns a :class:`Solution` with the state saved every ``save_every``
-    steps (the initial state first), the energy H at each saved state and the structure's Casimirs.
+               precision=None, backend: str = "auto", fast_math: bool = False, progress=False,
+               event=None) -> Solution:  # fmt: skip
+    """Like :func:`integrate`, but returns a :class:`Solution`: the saved states (or observables), the
+    energy H and the structure's Casimirs at each saved time, the final state and carry, run stats.
+
+    Args (besides :func:`integrate`'s):
+      save_every: save the initial state and every k-th (``SaveAt(t0=True, steps=k)``; default 1).
+      saveat: a ``tpjax.SaveAt`` (times ``ts`` on the step grid, every ``steps``, ``t0``/``t1``, and
+        ``fn(t, state)`` to save an observable instead of the state).
+      event: a ``tpjax.Event(cond_fn, terminal=True)``: stop each member where ``cond_fn(t, state)``
+        changes sign (``sol.event_happened``, ``sol.event_time``); XLA only; saves t0 and the final state.
+      state: as in :func:`integrate`, also a Solution to continue (``ts`` continue from its ``t_final``).
     On CUDA the fused kernels write only the saved states (``backend``, ``fast_math`` as in
-    :func:`integrate`)."""
+    :func:`integrate`); with ``fn`` they run one kernel per save block."""
+    state, carry, t_start = driver.resume(state)
     comp, parts, steps, dt = _prepare(H, state, dt, steps, method, structure, precision)
-    k = check.save_every(save_every, steps) if steps else 1
+    if saveat is not None and save_every is not None:
+        raise ValueError("pass either save_every=k or saveat=tpjax.SaveAt(...), not both")
+    if event is not None and save_every is not None:
+        raise ValueError("with event=..., save_every does not apply (a run that stops early has no fixed save "
+                         "grid); drop it, or pass saveat=tpjax.SaveAt(t0=..., t1=..., fn=...)")  # fmt: skip
+    if saveat is None:
+        saveat = SaveAt(t0=True, t1=True) if event is not None else SaveAt(t0=True, steps=save_every or 1)
+        if steps and event is None:
+            check.save_every(saveat.steps, steps)
+    elif not isinstance(saveat, SaveAt):
+        raise TypeError(f"saveat must be a tpjax.SaveAt, got {type(saveat).__name__}")
+    if event is not None:
+        if not isinstance(event, Event):
+            raise TypeError(f"event must be a tpjax.Event(cond_fn), got {type(event).__name__}")
+        if backend == "triton":
+            raise NotImplementedError("backend='triton' cannot run events (the fused kernels have no per-step "
+                                      "check); use backend='xla' or 'auto'")  # fmt: skip
+        backend = "xla"
     executor = choose(comp, backend, fast_math)
-    if steps:
-        _, saved = executor.run(comp, parts, dt, steps=steps, save_every=k, adjoint=adjoint, reanchor=reanchor)
-        saved = tuple(jnp.concatenate([z[None], s]) for z, s in zip(parts, saved, strict=True))
-    else:
-        saved = tuple(z[None] for z in parts)
     n = len(comp.traced.consts)
 
-    def energy(*xs):
+    def energy(xs):
         return reference.run(comp.energy, program_inputs(comp, xs, comp.consts[:n]))["ptr_E"]
 
-    energies = jax.vmap(energy)(*saved)
-    ts = jnp.arange(saved[0].shape[0], dtype=parts[0].dtype) * (k * dt)
-    st = comp.structure
-    return Solution(ts, st.pack(saved, state), energies, st.casimirs(saved))
+    return driver.simulate(comp, executor, parts, dt, steps=steps, saveat=saveat, adjoint=adjoint,
+                           reanchor=reanchor, to_state=lambda p: comp.structure.pack(p, state), energy=energy,
+                           progress=progress, event=event, carry=driver.carry_for(carry, comp, executor, parts),
+                           t_start=t_start)  # fmt: skip

@@ -25,18 +25,37 @@ class XlaLoop(AbstractExecutor):
     name = "xla"
 
     def run(self, comp, parts, dt, *, steps, save_every=None, adjoint=None, reanchor=None):
+        zf, saved = self.run_carry(comp, self.start(comp, parts), dt, steps=steps, save_every=save_every,
+                                   adjoint=adjoint, reanchor=reanchor)  # fmt: skip
+        return zf[: len(parts)], saved
+
+    def stepper(self, comp):
+        """The one-step map this executor loops over (of ``for_xla(comp)``)."""
+        comp = for_xla(comp)
+        return comp.method.stepper(comp)
+
+    def start(self, comp, parts, carry=None) -> tuple:
+        """The loop state z0: the state parts, then the carried registers (``carry`` if given, e.g. from a
+        previous run's Solution, else their start values: the FSAL prologue force)."""
+        stepper = self.stepper(comp)
+        if carry is None:
+            return tuple(stepper.initial(stepper.params, parts))
+        return tuple(parts) + tuple(carry)
+
+    def run_carry(self, comp, z0, dt, *, steps, save_every=None, adjoint=None, reanchor=None, check=True):
+        """Run from the full loop state ``z0`` (see ``start``); returns (the full final loop state, saved
+        state parts or None)."""
         from .. import adjoint as adj
 
-        preflight(parts, steps, save_every)
-        comp = for_xla(comp)
-        stepper = comp.method.stepper(comp)
-        z0 = stepper.initial(stepper.params, parts)
+        stepper = self.stepper(comp)
+        n = stepper.n_parts
+        preflight(z0[:n], steps, save_every)
         how = resolve_adjoint(adjoint, comp.method)
         from .loop_form import unroll_for
 
-        out = adj.solve(stepper.step, z0, dt, stepper.params, steps=steps, save_every=save_every, adjoint=how,
-                        reanchor=reanchor, unroll=unroll_for(comp, steps))  # fmt: skip
+        out = adj.solve(stepper.step, tuple(z0), dt, stepper.params, steps=steps, save_every=save_every,
+                        adjoint=how, reanchor=reanchor, unroll=unroll_for(comp, steps))  # fmt: skip
         zf, saved = (out, None) if save_every is None else out
-        stepper.check(zf, dt)
-        n = stepper.n_parts
-        return tuple(zf[:n]), None if saved is None else tuple(saved[:n])
+        if check:
+            stepper.check(zf, dt)
+        return tuple(zf), None if saved is None else tuple(saved[:n])
