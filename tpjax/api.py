@@ -82,7 +82,8 @@ def integrate(H: Callable, state, *, dt, steps: int, method=None, structure="can
     """
     state, carry, _ = driver.resume(state)
     comp, parts, steps, dt = _prepare(H, state, dt, steps, method, structure, precision)
-    executor = choose(comp, backend, fast_math)
+    # continuing from a Solution's carried registers needs the XLA loop off CUDA (the kernels take none)
+    executor = choose(comp, backend, fast_math, at_lowering=carry is None)
     if progress is False and carry is None:
         final, _ = executor.run(comp, parts, dt, steps=steps, adjoint=adjoint, reanchor=reanchor)
     else:
@@ -127,7 +128,9 @@ def trajectory(H: Callable, state, *, dt, steps: int, save_every: int | None = N
             raise NotImplementedError("backend='triton' cannot run events (the fused kernels have no per-step "
                                       "check); use backend='xla' or 'auto'")  # fmt: skip
         backend = "xla"
-    executor = choose(comp, backend, fast_math)
+    # a trajectory's Solution carries the loop registers (for resuming), which the kernels do not return:
+    # off CUDA it runs the XLA loop itself rather than the kernel primitive's XLA lowering
+    executor = choose(comp, backend, fast_math, at_lowering=False)
     n = len(comp.traced.consts)
 
     def energy(xs):

@@ -31,7 +31,13 @@ def run(step, params, z, dt, n, unroll=1):
     if n == 0:
         return z
     z = carry_like(z, params, dt)
-    z, _ = lax.scan(lambda z, _: (step(params, z, dt), None), z, None, length=n, unroll=max(1, min(unroll, n)))
+    unroll = max(1, min(unroll, n))
+    body = step
+    if unroll > 1 and jax.default_backend() == "cpu":
+        # On the CPU unrolling pays for the loop trips, not for fusing steps: a barrier between steps keeps
+        # each step's arithmetic exactly that of unroll 1, so results do not depend on how a run is chunked.
+        body = lambda params, z, dt: lax.optimization_barrier(step(params, z, dt))
+    z, _ = lax.scan(lambda z, _: (body(params, z, dt), None), z, None, length=n, unroll=unroll)
     return z
 
 

@@ -43,14 +43,16 @@ def on_cuda() -> bool:
     return _compat.has_jax_triton() and jax.default_backend() == "gpu"
 
 
-def choose(comp, backend: str = "auto", fast_math: bool = False) -> AbstractExecutor:
+def choose(comp, backend: str = "auto", fast_math: bool = False, *, at_lowering: bool = True) -> AbstractExecutor:
     """The executor for ``comp``: "xla" the XLA loop; "triton" a fused kernel on CUDA (or a clear error);
     "auto" the fused-kernel executor whenever one applies to the program, else the XLA loop.
 
     The fused executors run one primitive whose CUDA lowering is the Triton kernel and whose every other
     lowering (and every derivative) is the XLA loop with the requested adjoint, so under "auto" the
     platform is decided when the call is lowered: a CUDA cross-lowering (``jax.export`` for cuda, or
-    ``lower(lowering_platforms=("cuda",))``) from a CPU host shows the kernel a GPU would run."""
+    ``lower(lowering_platforms=("cuda",))``) from a CPU host shows the kernel a GPU would run. With
+    ``at_lowering=False`` "auto" picks a kernel only when the default backend is CUDA (for callers that need
+    what only the XLA loop returns, e.g. the carried registers of a resumable trajectory)."""
     if backend not in BACKENDS:
         raise ValueError(f"backend={backend!r} is not known; use one of {BACKENDS}")
     if not isinstance(fast_math, bool):
@@ -60,10 +62,10 @@ def choose(comp, backend: str = "auto", fast_math: bool = False) -> AbstractExec
     if backend == "xla":
         return XlaLoop()
     executor, why = kernel_for(comp, fast_math)
-    if (backend == "triton" or fast_math) and not why and not on_cuda():
+    if (backend == "triton" or fast_math or not at_lowering) and not why and not on_cuda():
         why = "no CUDA GPU with jax-triton"
     if backend == "triton" and why:
         raise NotImplementedError(f"backend='triton' cannot run this program: {why}; use backend='xla'")
     if fast_math and why:
         raise ValueError(f"fast_math=True needs the fused Triton kernel, which cannot run here: {why}")
-    return executor or XlaLoop()
+    return XlaLoop() if why else executor
