@@ -1,6 +1,7 @@
 """Integrators: methods are data (stage tables); ``METHODS`` maps names to them."""
 
 from .base import AbstractIntegrator, Drift, Kick, Splitting
+from .gauss import GAUSS4, GAUSS6, GAUSS8, GaussLegendre
 from .lie import RIGID_BODY, RIGID_BODY4, RigidBodySplitting
 from .midpoint import IMPLICIT_MIDPOINT, ImplicitMidpoint
 from .splitting import LEAPFROG, POSITION_VERLET, SYMPLECTIC_EULER, YOSHIDA4
@@ -14,12 +15,16 @@ METHODS: dict[str, AbstractIntegrator] = {
     "implicit_midpoint": IMPLICIT_MIDPOINT,
     "rigid_body": RIGID_BODY,
     "rigid_body4": RIGID_BODY4,
+    "gauss4": GAUSS4,
+    "gauss6": GAUSS6,
+    "gauss8": GAUSS8,
 }
 
 __all__ = [
     "METHODS",
     "AbstractIntegrator",
     "Drift",
+    "GaussLegendre",
     "ImplicitMidpoint",
     "Kick",
     "RigidBodySplitting",
