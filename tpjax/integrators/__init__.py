@@ -5,6 +5,7 @@ from .gauss import GAUSS4, GAUSS6, GAUSS8, GaussLegendre
 from .lie import RIGID_BODY, RIGID_BODY4, RigidBodySplitting
 from .midpoint import IMPLICIT_MIDPOINT, ImplicitMidpoint
 from .splitting import LEAPFROG, POSITION_VERLET, SYMPLECTIC_EULER, YOSHIDA4
+from .tao import TAO, TRIPLE_JUMP4, Tao
 
 METHODS: dict[str, AbstractIntegrator] = {
     "symplectic_euler": SYMPLECTIC_EULER,
@@ -18,6 +19,7 @@ METHODS: dict[str, AbstractIntegrator] = {
     "gauss4": GAUSS4,
     "gauss6": GAUSS6,
     "gauss8": GAUSS8,
+    "tao": TAO,
 }
 
 __all__ = [
@@ -29,4 +31,6 @@ __all__ = [
     "Kick",
     "RigidBodySplitting",
     "Splitting",
+    "TRIPLE_JUMP4",
+    "Tao",
 ]
