@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from . import _validate as check
+from . import time_dependent
 from .codegen import reference
 from .compiler import Compiled, compile_hamiltonian
 from .executors import choose
@@ -44,7 +45,7 @@ def _prepare(H, state, dt, steps, method, structure, precision):
 
 def integrate(H: Callable, state, *, dt, steps: int, method=None, structure="canonical",
               adjoint: str | None = None, reanchor: int | None = None, backend: str = "auto",
-              fast_math: bool = False, precision=None):  # fmt: skip
+              fast_math: bool = False, precision=None, t0=0.0):  # fmt: skip
     """Integrate Hamilton's equations of ``H`` from ``state`` for ``steps`` steps of size ``dt``.
 
     Properties: symplectic (canonical splittings) or Lie-Poisson (so3); runs the TP-IR program as a
@@ -73,22 +74,26 @@ def integrate(H: Callable, state, *, dt, steps: int, method=None, structure="can
       fast_math: approximate sin/cos/exp in the Triton kernel (float32; opt-in, never the default).
       precision: a ``tpjax.Precision`` policy, e.g. ``Precision(grad="float64", step="float32",
         compensated=True)``: gradients in float64, state and steps in float32, optional Kahan updates.
+      t0: the initial time. ``H(q, p, t)`` (three positional parameters without defaults) is time-dependent
+        and is integrated in the extended phase space (``tpjax.time_dependent``); an autonomous H ignores it.
 
     Returns: the final state, same pytree structure, shapes and dtypes as ``state``.
     """
+    H, state, restore = time_dependent.extend(H, state, t0, structure)
     comp, parts, steps, dt = _prepare(H, state, dt, steps, method, structure, precision)
     executor = choose(comp, backend, fast_math)
     final, _ = executor.run(comp, parts, dt, steps=steps, adjoint=adjoint, reanchor=reanchor)
-    return comp.structure.pack(final, state)
+    return restore(comp.structure.pack(final, state))
 
 
 def trajectory(H: Callable, state, *, dt, steps: int, save_every: int = 1, method=None,
                structure="canonical", adjoint: str | None = None, reanchor: int | None = None,
-               precision=None, backend: str = "auto", fast_math: bool = False) -> Solution:  # fmt: skip
+               precision=None, backend: str = "auto", fast_math: bool = False, t0=0.0) -> Solution:  # fmt: skip
     """Like :func:`integrate`, but returns a :class:`Solution` with the state saved every ``save_every``
     steps (the initial state first), the energy H at each saved state and the structure's Casimirs.
     On CUDA the fused kernels write only the saved states (``backend``, ``fast_math`` as in
-    :func:`integrate`)."""
+    :func:`integrate`). ``ts`` starts at ``t0`` (see :func:`integrate` for time-dependent H)."""
+    H, state, restore = time_dependent.extend(H, state, t0, structure)
     comp, parts, steps, dt = _prepare(H, state, dt, steps, method, structure, precision)
     k = check.save_every(save_every, steps) if steps else 1
     executor = choose(comp, backend, fast_math)
@@ -105,4 +110,4 @@ def trajectory(H: Callable, state, *, dt, steps: int, save_every: int = 1, metho
     energies = jax.vmap(energy)(*saved)
     ts = jnp.arange(saved[0].shape[0], dtype=parts[0].dtype) * (k * dt)
     st = comp.structure
-    return Solution(ts, st.pack(saved, state), energies, st.casimirs(saved))
+    return restore(Solution(ts, st.pack(saved, state), energies, st.casimirs(saved)))
