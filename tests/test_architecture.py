@@ -29,8 +29,8 @@ LAYERS = (
     ("structures",),
     ("integrators",),
     ("compiler", "_validate"),
-    ("executors",),
-    ("tangent", "time_dependent"),
+    ("executors", "time_dependent"),
+    ("tangent",),
     ("api",),
     ("tpjax",),  # the package's face, tpjax/__init__.py
     ("demo",),  # python -m tpjax.demo: a user of the face

@@ -10,6 +10,8 @@ from .api import integrate as integrate
 from .api import trajectory as trajectory
 from .compiler import Compiled as Compiled
 from .integrators import METHODS as METHODS
+from .integrators import GaussLegendre as GaussLegendre
+from .integrators import Tao as Tao
 from .precision import Precision as Precision
 from .solution import Solution as Solution
 from .structures import SE3 as SE3
@@ -18,5 +20,7 @@ from .structures import AbstractStructure as AbstractStructure
 from .structures import Canonical as Canonical
 from .structures import PointVortices as PointVortices
 from .structures import Poisson as Poisson
+from .tangent import lyapunov as lyapunov
+from .tangent import megno as megno
 
 __version__ = "0.1.0"

@@ -15,6 +15,7 @@ from .executors import choose
 from .integrators.stepper import program_inputs
 from .solution import Solution
 from .structures import resolve
+from .tangent import attach as attach_tangent
 
 
 def compile(H: Callable, state, *, method=None, structure="canonical", precision=None) -> Compiled:  # noqa: A001
@@ -88,11 +89,14 @@ def integrate(H: Callable, state, *, dt, steps: int, method=None, structure="can
 
 def trajectory(H: Callable, state, *, dt, steps: int, save_every: int = 1, method=None,
                structure="canonical", adjoint: str | None = None, reanchor: int | None = None,
-               precision=None, backend: str = "auto", fast_math: bool = False, t0=0.0) -> Solution:  # fmt: skip
+               precision=None, backend: str = "auto", fast_math: bool = False, t0=0.0,
+               tangent: bool = False) -> Solution:  # fmt: skip
     """Like :func:`integrate`, but returns a :class:`Solution` with the state saved every ``save_every``
     steps (the initial state first), the energy H at each saved state and the structure's Casimirs.
     On CUDA the fused kernels write only the saved states (``backend``, ``fast_math`` as in
-    :func:`integrate`). ``ts`` starts at ``t0`` (see :func:`integrate` for time-dependent H)."""
+    :func:`integrate`). ``ts`` starts at ``t0`` (see :func:`integrate` for time-dependent H).
+    ``tangent=True`` also runs the tangent map (``tpjax.tangent``) and fills ``sol.lyapunov`` and
+    ``sol.megno`` at the saved times."""
     H, state, restore = time_dependent.extend(H, state, t0, structure)
     comp, parts, steps, dt = _prepare(H, state, dt, steps, method, structure, precision)
     k = check.save_every(save_every, steps) if steps else 1
@@ -110,4 +114,5 @@ def trajectory(H: Callable, state, *, dt, steps: int, save_every: int = 1, metho
     energies = jax.vmap(energy)(*saved)
     ts = jnp.arange(saved[0].shape[0], dtype=parts[0].dtype) * (k * dt)
     st = comp.structure
-    return restore(Solution(ts, st.pack(saved, state), energies, st.casimirs(saved)))
+    sol = Solution(ts, st.pack(saved, state), energies, st.casimirs(saved))
+    return restore(attach_tangent(sol, comp, parts, dt, steps, k) if tangent else sol)

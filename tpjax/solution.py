@@ -12,12 +12,16 @@ class Solution(NamedTuple):
     """Saved states of a trajectory (a pytree). ``ts[k]`` is the time of ``states`` entry k (the initial
     state first); ``energies`` is H at each saved state; ``casimirs`` the structure's Casimirs there
     (so3: |L|^2; se3: (Gamma.Gamma, L.Gamma); point vortices: (impulse_x, impulse_y, angular
-    impulse); canonical: None). Time is the last axis of ``energies`` and of each Casimir."""
+    impulse); canonical: None). Time is the last axis of ``energies`` and of each Casimir.
+    With ``trajectory(..., tangent=True)``: ``lyapunov`` (the running largest-Lyapunov-exponent estimate)
+    and ``megno`` (the running MEGNO <Y>) at each saved time (0 at the initial time); else None."""
 
     ts: Any
     states: Any
     energies: Any
     casimirs: Any = None
+    lyapunov: Any = None
+    megno: Any = None
 
     @property
     def casimir_error(self):
