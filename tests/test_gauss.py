@@ -129,3 +129,13 @@ def test_nonconvergence_is_nan_inside_jit_and_an_error_outside():
     assert isinstance(e.value, ConvergenceError)
     q, _ = jax.jit(lambda z: tpjax.integrate(H_ns, z, dt=0.5, steps=3, method=bad))(Z0)
     assert bool(jnp.all(jnp.isnan(q)))
+
+
+def test_heavy_top_casimirs_on_se3():
+    def H(L, G):  # heavy top: the two quadratic Casimirs G.G and L.G are kept by any Gauss method
+        return 0.5 * jnp.sum(L**2 / jnp.array([1.0, 1.5, 2.5])) + 0.7 * G[2]
+
+    z0 = (jnp.array([0.3, 0.8, 0.2]), jnp.array([0.1, 0.2, 0.97]))
+    sol = tpjax.trajectory(H, z0, dt=0.05, steps=200, save_every=20, structure="se3", method="gauss6")
+    assert max(float(jnp.max(c)) for c in sol.casimir_error) <= 1e-12
+    assert float(jnp.max(sol.energy_error)) <= 1e-8
