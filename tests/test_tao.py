@@ -74,7 +74,7 @@ def test_explicit_no_while_loop(case):
 @pytest.mark.parametrize("case", list(CASES))
 def test_symplectic_in_the_extended_space_and_reversible(case):
     H, z0 = CASES[case]
-    st, step = _stepper(H, z0, Tao(gammas=TRIPLE_JUMP4))
+    st, step = _stepper(H, z0, Tao(gammas=TRIPLE_JUMP4) if case == "tao_H" else "tao")
     z = st.initial(st.params, z0)
     z = step(z, 0.1)  # a state with x != q
     d = np.size(z0[0])
