@@ -63,7 +63,7 @@ def _reference(T):
 def test_convergence_order_on_a_nonseparable_H(name):
     T = 2.0
     step, ref = _step(name), _reference(T)
-    ns = {"gauss4": (8, 16, 32), "gauss6": (4, 8, 16), "gauss8": (4, 6, 8)}[name]
+    ns = {"gauss4": (8, 16, 32), "gauss6": (8, 12, 16), "gauss8": (4, 6, 8)}[name]
     errs = []
     for n in ns:
         z = Z0
