@@ -29,8 +29,9 @@ LAYERS = (
     ("structures",),
     ("integrators",),
     ("compiler", "_validate"),
-    ("executors",),
+    ("executors", "time_dependent"),
     ("driver",),  # trajectory/integrate runs: save plans, observables, progress, events, resuming
+    ("tangent",),
     ("api",),
     ("tpjax",),  # the package's face, tpjax/__init__.py
     ("demo",),  # python -m tpjax.demo: a user of the face

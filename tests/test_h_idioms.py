@@ -76,8 +76,9 @@ SEPARABLE = {
     "elu": lambda q, k: k * jnp.sum(jax.nn.elu(q) ** 2),
     "leaky_relu": lambda q, k: k * jnp.sum(jax.nn.leaky_relu(q, 0.1) ** 2),
     "tanh_log1p_expm1": lambda q, k: k * jnp.sum(jnp.tanh(q) + jnp.log1p(q**2) + jnp.expm1(0.1 * q)),
-    "erf_sinh_cosh_arctan": lambda q, k: k * jnp.sum(jax.scipy.special.erf(q) + jnp.sinh(q) * jnp.cosh(q)
-                                                     + jnp.arctan(q) + jnp.arctan2(q, 2.0)),  # fmt: skip
+    "erf_sinh_cosh_arctan": lambda q, k: (
+        k * jnp.sum(jax.scipy.special.erf(q) + jnp.sinh(q) * jnp.cosh(q) + jnp.arctan(q) + jnp.arctan2(q, 2.0))
+    ),  # fmt: skip
     # masks and cutoffs
     "where_positive": lambda q, k: jnp.sum(jnp.where(q > 0, k * q**2, 2 * q**2)),
     "md_cutoff": lambda q, k: jnp.sum(jnp.where(q**2 < 0.1, k * (q**2 - 0.1) ** 2, 0.0)),

@@ -12,7 +12,9 @@ from .compiler import Compiled as Compiled
 from .events import Event as Event
 from .integrators import METHODS as METHODS
 from .integrators import Composition as Composition
+from .integrators import GaussLegendre as GaussLegendre
 from .integrators import Splitting as Splitting
+from .integrators import Tao as Tao
 from .precision import Precision as Precision
 from .saveat import SaveAt as SaveAt
 from .solution import Solution as Solution
@@ -23,5 +25,7 @@ from .structures import AbstractStructure as AbstractStructure
 from .structures import Canonical as Canonical
 from .structures import PointVortices as PointVortices
 from .structures import Poisson as Poisson
+from .tangent import lyapunov as lyapunov
+from .tangent import megno as megno
 
 __version__ = "0.1.0"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from . import _validate as check
-from . import driver
+from . import driver, time_dependent
 from .codegen import reference
 from .compiler import Compiled, compile_hamiltonian
 from .events import Event
@@ -14,6 +14,7 @@ from .integrators.stepper import program_inputs
 from .saveat import SaveAt
 from .solution import Solution
 from .structures import resolve
+from .tangent import attach as attach_tangent
 
 
 def compile(H: Callable, state, *, method=None, structure="canonical", precision=None) -> Compiled:  # noqa: A001
@@ -44,7 +45,7 @@ def _prepare(H, state, dt, steps, method, structure, precision):
 
 def integrate(H: Callable, state, *, dt, steps: int, method=None, structure="canonical",
               adjoint: str | None = None, reanchor: int | None = None, backend: str = "auto",
-              fast_math: bool = False, precision=None, progress=False):  # fmt: skip
+              fast_math: bool = False, precision=None, progress=False, t0=0.0):  # fmt: skip
     """Integrate Hamilton's equations of ``H`` from ``state`` for ``steps`` steps of size ``dt``.
 
     Properties: symplectic (canonical splittings) or Lie-Poisson (so3); runs the TP-IR program as a
@@ -77,10 +78,13 @@ def integrate(H: Callable, state, *, dt, steps: int, method=None, structure="can
         compensated=True)``: gradients in float64, state and steps in float32, optional Kahan updates.
       progress: True for a tqdm progress bar updated from inside the compiled loop (one bar for a vmapped
         ensemble), or a dict of tqdm options (e.g. ``{"file": f}``); off by default (nothing added).
+      t0: the initial time. ``H(q, p, t)`` (three positional parameters without defaults) is time-dependent
+        and is integrated in the extended phase space (``tpjax.time_dependent``); an autonomous H ignores it.
 
     Returns: the final state, same pytree structure, shapes and dtypes as ``state``.
     """
     state, carry, _ = driver.resume(state)
+    H, state, restore = time_dependent.extend(H, state, t0, structure)
     comp, parts, steps, dt = _prepare(H, state, dt, steps, method, structure, precision)
     # continuing from a Solution's carried registers needs the XLA loop off CUDA (the kernels take none)
     executor = choose(comp, backend, fast_math, at_lowering=carry is None)
@@ -89,13 +93,13 @@ def integrate(H: Callable, state, *, dt, steps: int, method=None, structure="can
     else:
         final, _ = driver.advance(comp, executor, parts, dt, steps=steps, adjoint=adjoint, reanchor=reanchor,
                                   progress=progress, carry=driver.carry_for(carry, comp, executor, parts))  # fmt: skip
-    return comp.structure.pack(final, state)
+    return restore(comp.structure.pack(final, state))
 
 
 def trajectory(H: Callable, state, *, dt, steps: int, save_every: int | None = None, saveat=None, method=None,
                structure="canonical", adjoint: str | None = None, reanchor: int | None = None,
                precision=None, backend: str = "auto", fast_math: bool = False, progress=False,
-               event=None) -> Solution:  # fmt: skip
+               event=None, t0=0.0, tangent: bool = False) -> Solution:  # fmt: skip
     """Like :func:`integrate`, but returns a :class:`Solution`: the saved states (or observables), the
     energy H and the structure's Casimirs at each saved time, the final state and carry, run stats.
 
@@ -106,9 +110,13 @@ def trajectory(H: Callable, state, *, dt, steps: int, save_every: int | None = N
       event: a ``tpjax.Event(cond_fn, terminal=True)``: stop each member where ``cond_fn(t, state)``
         changes sign (``sol.event_happened``, ``sol.event_time``); XLA only; saves t0 and the final state.
       state: as in :func:`integrate`, also a Solution to continue (``ts`` continue from its ``t_final``).
+      t0: the initial time (``ts`` starts there; see :func:`integrate` for a time-dependent H).
+      tangent: also run the tangent map (``tpjax.tangent``) and fill ``sol.lyapunov`` and ``sol.megno`` at
+        the saved times (needs saving every k steps: ``save_every`` or ``SaveAt(steps=k)``).
     On CUDA the fused kernels write only the saved states (``backend``, ``fast_math`` as in
     :func:`integrate`); with ``fn`` they run one kernel per save block."""
     state, carry, t_start = driver.resume(state)
+    H, state, restore = time_dependent.extend(H, state, t0, structure)
     comp, parts, steps, dt = _prepare(H, state, dt, steps, method, structure, precision)
     if saveat is not None and save_every is not None:
         raise ValueError("pass either save_every=k or saveat=tpjax.SaveAt(...), not both")
@@ -136,7 +144,13 @@ def trajectory(H: Callable, state, *, dt, steps: int, save_every: int | None = N
     def energy(xs):
         return reference.run(comp.energy, program_inputs(comp, xs, comp.consts[:n]))["ptr_E"]
 
-    return driver.simulate(comp, executor, parts, dt, steps=steps, saveat=saveat, adjoint=adjoint,
-                           reanchor=reanchor, to_state=lambda p: comp.structure.pack(p, state), energy=energy,
-                           progress=progress, event=event, carry=driver.carry_for(carry, comp, executor, parts),
-                           t_start=t_start)  # fmt: skip
+    sol = driver.simulate(comp, executor, parts, dt, steps=steps, saveat=saveat, adjoint=adjoint,
+                          reanchor=reanchor, to_state=lambda p: comp.structure.pack(p, state), energy=energy,
+                          progress=progress, event=event, carry=driver.carry_for(carry, comp, executor, parts),
+                          t_start=t_start)  # fmt: skip
+    if tangent:
+        if saveat.steps is None or saveat.ts is not None or saveat.fn is not None or event is not None:
+            raise ValueError("tangent=True needs saving every k steps (save_every=k or SaveAt(steps=k)) and no "
+                             "event or observable fn")  # fmt: skip
+        sol = attach_tangent(sol, comp, parts, dt, steps, saveat.steps)
+    return restore(sol)

@@ -34,7 +34,9 @@ class Solution:
     ``final`` is the state at the end (at the event for a terminal event), ``t_final`` its time and
     ``carry`` the executor's carried registers there (the FSAL force; None from a fused kernel), so
     ``tpjax.trajectory(H, sol, ...)`` continues bit for bit. ``event_happened`` / ``event_time`` (NaN
-    where no event happened) are set when the run had an ``event``, else None.
+    where no event happened) are set when the run had an ``event``, else None. With
+    ``trajectory(..., tangent=True)``: ``lyapunov`` (the running largest-Lyapunov-exponent estimate) and
+    ``megno`` (the running MEGNO <Y>) at each saved time (0 at the initial time); else None.
     """
 
     ts: Any
@@ -50,6 +52,8 @@ class Solution:
     backend: str = "xla"
     method: str = ""
     steps: int = 0
+    lyapunov: Any = None
+    megno: Any = None
 
     @property
     def casimir_error(self):
@@ -67,6 +71,10 @@ class Solution:
         ``energies``, also for a vmapped Solution); H(0) is the first saved energy."""
         e0 = self.energies[..., :1]
         return jnp.abs(self.energies - e0) / jnp.maximum(jnp.abs(e0), jnp.finfo(self.energies.dtype).tiny)
+
+    def _replace(self, **changes):
+        """A copy with ``changes`` (the NamedTuple spelling, kept for callers that use it)."""
+        return dataclasses.replace(self, **changes)
 
     @property
     def stats(self) -> Stats:
@@ -135,6 +143,8 @@ jax.tree_util.register_dataclass(
         "carry",
         "event_happened",
         "event_time",
+        "lyapunov",
+        "megno",
     ],  # fmt: skip
     meta_fields=["backend", "method", "steps"],
 )

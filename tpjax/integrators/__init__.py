@@ -3,9 +3,11 @@
 from . import splitting as S
 from .base import AbstractIntegrator, Drift, Kick, Splitting
 from .composition import Composition
+from .gauss import GAUSS4, GAUSS6, GAUSS8, GaussLegendre
 from .lie import RIGID_BODY, RIGID_BODY4, RigidBodySplitting
 from .midpoint import IMPLICIT_MIDPOINT, ImplicitMidpoint
 from .splitting import LEAPFROG, POSITION_VERLET, SYMPLECTIC_EULER, YOSHIDA4
+from .tao import TAO, TRIPLE_JUMP4, Tao
 
 METHODS: dict[str, AbstractIntegrator] = {
     "symplectic_euler": SYMPLECTIC_EULER,
@@ -27,6 +29,10 @@ METHODS: dict[str, AbstractIntegrator] = {
     "implicit_midpoint": IMPLICIT_MIDPOINT,
     "rigid_body": RIGID_BODY,
     "rigid_body4": RIGID_BODY4,
+    "gauss4": GAUSS4,
+    "gauss6": GAUSS6,
+    "gauss8": GAUSS8,
+    "tao": TAO,
 }
 
 __all__ = [
@@ -34,8 +40,11 @@ __all__ = [
     "AbstractIntegrator",
     "Composition",
     "Drift",
+    "GaussLegendre",
     "ImplicitMidpoint",
     "Kick",
     "RigidBodySplitting",
     "Splitting",
+    "TRIPLE_JUMP4",
+    "Tao",
 ]

@@ -32,5 +32,6 @@ def check_separable(traced, name: str) -> None:
         raise ValueError(
             f"method={name!r} is an explicit splitting and needs a separable H(q, p) = T(p) + V(q), "
             "but dH/dq depends on p (found in the jaxpr of H). An explicit method would silently lose "
-            "symplecticity; use method='implicit_midpoint' for non-separable H"
+            "symplecticity; use method='implicit_midpoint' (implicit) or method='tao' (explicit, in a doubled "
+            "phase space) for non-separable H"
         )
