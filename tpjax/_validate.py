@@ -11,9 +11,10 @@ import numpy as np
 from .integrators import METHODS, AbstractIntegrator
 
 
-def method(m, structure) -> AbstractIntegrator:
-    """``method=`` as an integrator for ``structure`` (None: the structure's default)."""
-    m = structure.default_method if m is None else m
+def method(m, structure, H=None, parts=None, precision=None) -> AbstractIntegrator:
+    """``method=`` as an integrator for ``structure`` (None: the structure's default for ``H``)."""
+    if m is None:
+        m = structure.default_method if H is None else structure.default_method_for(H, parts, precision)
     names = sorted(k for k, v in METHODS.items() if v.applies_to(structure))
     if isinstance(m, AbstractIntegrator):
         integ = m
