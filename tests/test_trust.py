@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import tpjax
+from tpjax.structures.lie_poisson import hat
 
 I3 = jnp.array([1.0, 2.0, 3.0])
 L0 = jnp.array([1.0, 0.1, 0.5])
@@ -72,3 +73,81 @@ def test_so3_default_is_rigid_body_when_h_is_a_free_rigid_body():
             or I)(I3)  # fmt: skip
     assert names == ["rigid_body"]  # traced moments: decided from the jaxpr alone
     np.testing.assert_array_equal(tpjax.integrate(rigid, L0, dt=0.01, steps=20, structure="so3"), _rb(rigid))
+
+
+# ---- item 3: float16 / bfloat16 states are refused, not integrated wrongly ----
+
+
+def harmonic(q, p):
+    return 0.5 * jnp.sum(p**2) + 0.5 * jnp.sum(q**2)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16])
+def test_low_precision_states_are_refused(dtype):
+    """Before: float16 returned NaN (numpy overflow warning only); bfloat16 silently lost accuracy."""
+    with pytest.raises(TypeError, match=r"state q is (float16|bfloat16); .*astype\(jnp.float32\)"):
+        tpjax.integrate(harmonic, (jnp.ones(3, dtype), jnp.zeros(3, dtype)), dt=0.01, steps=10)
+
+
+# ---- item 5: NaN / Inf: eager errors; check=True reports the member and the step, under jit and vmap ----
+
+Q0, P0 = jnp.ones(2), jnp.zeros(2)
+
+
+def test_non_finite_dt_and_state_are_refused_eagerly():
+    """Before: dt=1e300 (inf in float32), a NaN state and a complex dt ran and returned NaN / a real answer."""
+    run = lambda state, dt: tpjax.integrate(harmonic, state, dt=dt, steps=3)
+    with pytest.raises(ValueError, match=r"dt=1e\+300 overflows the state dtype float32"):
+        run((Q0, P0), 1e300)
+    with pytest.raises(ValueError, match=r"state p is not finite: p\[1\] = nan"):
+        run((Q0, P0.at[1].set(jnp.nan)), 0.1)
+    with pytest.raises(TypeError, match="dt must be real"):
+        run((Q0, P0), jnp.asarray(0.1 + 0.1j))
+    with pytest.raises(ValueError, match="state L is not finite"):  # implicit midpoint: not a ConvergenceError
+        tpjax.integrate(rigid, jnp.array([1.0, jnp.inf, 0.0]), dt=0.1, steps=3, structure="so3",
+                        method="implicit_midpoint")  # fmt: skip
+
+
+def _unstable(dt):  # leapfrog on the harmonic oscillator is unstable for dt > 2: overflows after ~65 steps
+    return tpjax.integrate(harmonic, (Q0, P0), dt=dt, steps=400, check=True)
+
+
+def test_check_true_reports_the_step_and_the_member():
+    """Before: there was no check; a run that overflowed mid-way returned NaN silently (also under jit)."""
+    assert bool(jnp.all(jnp.isnan(tpjax.integrate(harmonic, (Q0, P0), dt=2.5, steps=400)[0])))
+    with pytest.raises(tpjax.NonFiniteError, match=r"the state became NaN/Inf between step 60 \(finite\) and step 80"):
+        _unstable(2.5)
+    with pytest.raises(tpjax.NonFiniteError, match=r"ensemble member \(2,\) became NaN/Inf between step 60"):
+        jax.vmap(_unstable)(jnp.array([0.1, 0.2, 2.5]))
+    with pytest.raises(Exception, match=r"NonFiniteError: check=True: dt is nan"):
+        jax.block_until_ready(jax.jit(_unstable)(jnp.nan))
+    with pytest.raises(tpjax.NonFiniteError, match=r"at step 65\."):
+        tpjax.trajectory(harmonic, (Q0, P0), dt=2.5, steps=400, save_every=1, check=True)
+    # a healthy checked run is the unchecked run, and differentiates
+    np.testing.assert_array_equal(_unstable(0.1)[0], tpjax.integrate(harmonic, (Q0, P0), dt=0.1, steps=400)[0])
+    g = jax.grad(lambda q: jnp.sum(tpjax.integrate(harmonic, (q, P0), dt=0.1, steps=40, check=True)[0]))(Q0)
+    np.testing.assert_allclose(g, jnp.cos(4.0), rtol=1e-2)
+
+
+# ---- item 8: errors name the argument and the fix ----
+
+
+def test_errors_name_the_argument_and_the_fix():
+    """Before: 'too many values to unpack', numpy's isfinite TypeError, and an int32 overflow."""
+    state = (Q0, P0)
+    with pytest.raises(TypeError, match=r"H must return one scalar energy, got a tuple.*T \+ V"):
+        tpjax.integrate(lambda q, p: (jnp.sum(p**2), jnp.sum(q**2)), state, dt=0.1, steps=2)
+    with pytest.raises(TypeError, match="H must return a real energy, got complex64"):
+        tpjax.integrate(lambda q, p: jnp.sum(p**2) + 1j * jnp.sum(q**2), state, dt=0.1, steps=2)
+    for bad in ("0.1", None):
+        with pytest.raises(TypeError, match="dt must be a real number .* e.g. dt=0.01"):
+            tpjax.integrate(harmonic, state, dt=bad, steps=2)
+    with pytest.raises(ValueError, match="steps=2147483648 does not fit the int32 loop counter"):
+        tpjax.integrate(harmonic, state, dt=0.1, steps=2**31)
+    assert tpjax.ImplicitMidpoint is type(tpjax.METHODS["implicit_midpoint"])
+    assert issubclass(tpjax.ConvergenceError, RuntimeError)
+
+
+def test_casimir_error_is_finite_at_zero_momentum():
+    sol = tpjax.trajectory(rigid, jnp.zeros(3), dt=0.1, steps=4, structure="so3")
+    assert bool(jnp.all(sol.casimir_error == 0))

@@ -7,6 +7,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+from . import _validate
 from . import _validate as check
 from .codegen import reference
 from .compiler import Compiled, compile_hamiltonian
@@ -22,10 +23,10 @@ def compile(H: Callable, state, *, method=None, structure="canonical", precision
     Returns a :class:`Compiled` with the optimised ``step`` program, the seed-style ``source`` (forward,
     backward, Poisson and integrate phases before passes), the FSAL ``prologue`` and the ``energy`` program.
     """
-    if not callable(H):
-        raise TypeError(f"H must be a callable H(q, p) -> scalar, got {type(H).__name__}")
     st = resolve(structure)
     parts = st.check_state(state)
+    check.state_dtype(parts, st.parts)
+    check.hamiltonian(H, parts)
     policy = check.precision(precision, parts)
     integ = check.method(method, st, H, parts, policy)
     comp = compile_hamiltonian(H, parts, integ, st, precision=policy)
@@ -39,12 +40,32 @@ def _prepare(H, state, dt, steps, method, structure, precision):
     comp = compile(H, state, method=method, structure=structure, precision=precision)
     parts = comp.structure.check_state(state)
     check.metal_dtype(parts)
+    check.finite_state(parts, comp.structure.parts)
     return comp, parts, check.steps(steps), check.dt(dt, parts[0].dtype)
+
+
+def _run(executor, comp, parts, dt, checked: bool, **kw):
+    """executor.run; with ``checked`` (``check=True``) the run saves about sqrt(steps) states and a host
+    callback raises NonFiniteError naming the member and the steps when dt or a state is NaN/Inf."""
+    if not checked:
+        return executor.run(comp, parts, dt, **kw)
+    if not isinstance(checked, bool):
+        raise TypeError(f"check must be True or False, got {checked!r}")
+    steps, every = kw["steps"], kw.pop("save_every", None)
+    if not steps:
+        return tuple(parts), None
+    k = every or check.check_every(steps)
+    with check.raising_non_finite():
+        final, saved = executor.run(comp, parts, dt, save_every=k, **kw)
+        zero = check.guard(saved, k, comp.structure.parts, dt)
+        final, saved = ([a + zero.astype(a.dtype) for a in xs] for xs in (final, saved))  # keeps the check alive
+        jax.block_until_ready((final, saved))
+    return tuple(final), (tuple(saved) if every else None)
 
 
 def integrate(H: Callable, state, *, dt, steps: int, method=None, structure="canonical",
               adjoint: str | None = None, reanchor: int | None = None, backend: str = "auto",
-              fast_math: bool = False, precision=None):  # fmt: skip
+              fast_math: bool = False, precision=None, check: bool = False):  # fmt: skip
     """Integrate Hamilton's equations of ``H`` from ``state`` for ``steps`` steps of size ``dt``.
 
     Properties: symplectic (canonical splittings) or Lie-Poisson (so3); runs the TP-IR program as a
@@ -73,27 +94,33 @@ def integrate(H: Callable, state, *, dt, steps: int, method=None, structure="can
       fast_math: approximate sin/cos/exp in the Triton kernel (float32; opt-in, never the default).
       precision: a ``tpjax.Precision`` policy, e.g. ``Precision(grad="float64", step="float32",
         compensated=True)``: gradients in float64, state and steps in float32, optional Kahan updates.
+      check: opt-in run-time check (like diffrax's ``throw``): the run also saves about sqrt(steps) states,
+        and a NaN/Inf dt or state raises ``tpjax.NonFiniteError`` naming the ensemble member and the steps
+        between which it appeared, also under jax.jit and jax.vmap (through a host callback; under jit it
+        arrives wrapped in a JaxRuntimeError). Eager calls always refuse a non-finite initial state or dt.
 
     Returns: the final state, same pytree structure, shapes and dtypes as ``state``.
     """
     comp, parts, steps, dt = _prepare(H, state, dt, steps, method, structure, precision)
     executor = choose(comp, backend, fast_math)
-    final, _ = executor.run(comp, parts, dt, steps=steps, adjoint=adjoint, reanchor=reanchor)
+    final, _ = _run(executor, comp, parts, dt, check, steps=steps, adjoint=adjoint, reanchor=reanchor)
     return comp.structure.pack(final, state)
 
 
 def trajectory(H: Callable, state, *, dt, steps: int, save_every: int = 1, method=None,
                structure="canonical", adjoint: str | None = None, reanchor: int | None = None,
-               precision=None, backend: str = "auto", fast_math: bool = False) -> Solution:  # fmt: skip
+               precision=None, backend: str = "auto", fast_math: bool = False, check: bool = False) -> Solution:  # fmt: skip
     """Like :func:`integrate`, but returns a :class:`Solution` with the state saved every ``save_every``
     steps (the initial state first), the energy H at each saved state and the structure's Casimirs.
     On CUDA the fused kernels write only the saved states (``backend``, ``fast_math`` as in
-    :func:`integrate`)."""
+    :func:`integrate`, and ``check`` too)."""
+    checked = check
     comp, parts, steps, dt = _prepare(H, state, dt, steps, method, structure, precision)
-    k = check.save_every(save_every, steps) if steps else 1
+    k = _validate.save_every(save_every, steps) if steps else 1
     executor = choose(comp, backend, fast_math)
     if steps:
-        _, saved = executor.run(comp, parts, dt, steps=steps, save_every=k, adjoint=adjoint, reanchor=reanchor)
+        _, saved = _run(executor, comp, parts, dt, checked, steps=steps, save_every=k, adjoint=adjoint,
+                        reanchor=reanchor)  # fmt: skip
         saved = tuple(jnp.concatenate([z[None], s]) for z, s in zip(parts, saved, strict=True))
     else:
         saved = tuple(z[None] for z in parts)
