@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 import tpjax
-from tpjax.structures.lie_poisson import hat
 
 I3 = jnp.array([1.0, 2.0, 3.0])
 L0 = jnp.array([1.0, 0.1, 0.5])

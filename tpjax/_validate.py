@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import math
-import re
 import numbers
+import re
 import types
 
 import jax
@@ -98,8 +98,9 @@ def dt(value, dtype):
     with np.errstate(over="ignore"):
         cast = np.asarray(v, dtype=jnp.dtype(dtype))
     if not np.isfinite(cast):
-        raise ValueError(f"dt={value!r} overflows the state dtype {jnp.dtype(dtype).name} (max "
-                         f"{float(jnp.finfo(dtype).max):.3g}); use a smaller dt, or float64 state with x64 enabled")  # fmt: skip
+        top = float(jnp.finfo(dtype).max)
+        raise ValueError(f"dt={value!r} overflows the state dtype {jnp.dtype(dtype).name} (max {top:.3g}); use "
+                         "a smaller dt, or a float64 state with x64 enabled")  # fmt: skip
     return jnp.asarray(cast, dtype=dtype)
 
 
@@ -194,8 +195,8 @@ def guard(saved: tuple, every: int, names, dt):
     shapes = [tuple(a.shape[1:]) for a in saved]
 
     def host(d, *xs):
-        batch = np.broadcast_shapes(*(np.shape(x)[: np.ndim(x) - 1 - len(s)] for x, s in zip(xs, shapes)),
-                                    np.shape(d))  # fmt: skip
+        lead = [np.shape(x)[: np.ndim(x) - 1 - len(s)] for x, s in zip(xs, shapes, strict=True)]
+        batch = np.broadcast_shapes(*lead, np.shape(d))
         bad = np.zeros(batch + (xs[0].shape[-1 - len(shapes[0])],), bool)
         for x, s in zip(xs, shapes, strict=True):
             bad |= ~np.isfinite(np.asarray(x)).reshape(*np.shape(x)[: np.ndim(x) - len(s)], -1).all(-1)

@@ -109,7 +109,8 @@ def integrate(H: Callable, state, *, dt, steps: int, method=None, structure="can
 
 def trajectory(H: Callable, state, *, dt, steps: int, save_every: int = 1, method=None,
                structure="canonical", adjoint: str | None = None, reanchor: int | None = None,
-               precision=None, backend: str = "auto", fast_math: bool = False, check: bool = False) -> Solution:  # fmt: skip
+               precision=None, backend: str = "auto", fast_math: bool = False,
+               check: bool = False) -> Solution:  # fmt: skip
     """Like :func:`integrate`, but returns a :class:`Solution` with the state saved every ``save_every``
     steps (the initial state first), the energy H at each saved state and the structure's Casimirs.
     On CUDA the fused kernels write only the saved states (``backend``, ``fast_math`` as in
