@@ -30,6 +30,7 @@ LAYERS = (
     ("integrators",),
     ("compiler", "_validate"),
     ("executors",),
+    ("cache",),
     ("api",),
     ("tpjax",),  # the package's face, tpjax/__init__.py
     ("demo",),  # python -m tpjax.demo: a user of the face

@@ -77,8 +77,9 @@ def save_every(k, n: int) -> int:
     return int(k)
 
 
-def dt(value, dtype):
-    """``dt=`` as a scalar of the state dtype: a real, finite number (checked when concrete)."""
+def dt(value, dtype, convert: bool = True):
+    """``dt=`` as a scalar of the state dtype: a real, finite number (checked when concrete; with
+    ``convert=False`` only checked, for the cached eager path, which passes dt on as it is)."""
     kind = getattr(value, "dtype", None)
     if kind is None and not (isinstance(value, numbers.Real) and not isinstance(value, bool)):
         raise TypeError(f"dt must be a real number (the step size), got {value!r} of type {type(value).__name__}; "
@@ -101,7 +102,7 @@ def dt(value, dtype):
         top = float(jnp.finfo(dtype).max)
         raise ValueError(f"dt={value!r} overflows the state dtype {jnp.dtype(dtype).name} (max {top:.3g}); use "
                          "a smaller dt, or a float64 state with x64 enabled")  # fmt: skip
-    return jnp.asarray(cast, dtype=dtype)
+    return jnp.asarray(cast, dtype=dtype) if convert else None
 
 
 #: state dtypes tpjax integrates. float16 / bfloat16 are refused: their 5 / 8 exponent bits overflow in
@@ -135,7 +136,7 @@ def hamiltonian(H, parts) -> None:
     if not callable(H):
         raise TypeError(f"H must be a callable H(q, p) -> scalar, got {type(H).__name__}")
     avals = [jax.ShapeDtypeStruct(np.shape(x), x.dtype) for x in parts]
-    out = jax.eval_shape(H, *avals)
+    out = jax.eval_shape(lambda *xs: H(*xs), *avals)
     if not isinstance(out, jax.ShapeDtypeStruct):
         raise TypeError(f"H must return one scalar energy, got a {type(out).__name__} "
                         f"({jax.tree.structure(out)}); return their sum, e.g. T + V")  # fmt: skip

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from . import _validate
+from . import _validate, cache
 from . import _validate as check
 from .codegen import reference
 from .compiler import Compiled, compile_hamiltonian
@@ -101,6 +101,10 @@ def integrate(H: Callable, state, *, dt, steps: int, method=None, structure="can
 
     Returns: the final state, same pytree structure, shapes and dtypes as ``state``.
     """
+    static = dict(steps=steps, method=method, structure=structure, adjoint=adjoint, reanchor=reanchor,
+                  backend=backend, fast_math=fast_math, precision=precision, check=check)  # fmt: skip
+    if (out := cache.cached_call(integrate, compile, H, state, dt, static)) is not cache.MISS:
+        return out
     comp, parts, steps, dt = _prepare(H, state, dt, steps, method, structure, precision)
     executor = choose(comp, backend, fast_math)
     final, _ = _run(executor, comp, parts, dt, check, steps=steps, adjoint=adjoint, reanchor=reanchor)
@@ -116,6 +120,11 @@ def trajectory(H: Callable, state, *, dt, steps: int, save_every: int = 1, metho
     On CUDA the fused kernels write only the saved states (``backend``, ``fast_math`` as in
     :func:`integrate`, and ``check`` too)."""
     checked = check
+    static = dict(steps=steps, save_every=save_every, method=method, structure=structure, adjoint=adjoint,
+                  reanchor=reanchor, precision=precision, backend=backend, fast_math=fast_math,
+                  check=check)  # fmt: skip
+    if (out := cache.cached_call(trajectory, compile, H, state, dt, static)) is not cache.MISS:
+        return out
     comp, parts, steps, dt = _prepare(H, state, dt, steps, method, structure, precision)
     k = _validate.save_every(save_every, steps) if steps else 1
     executor = choose(comp, backend, fast_math)

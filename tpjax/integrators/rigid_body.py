@@ -151,7 +151,7 @@ def inertia_from_hamiltonian(H, dtype=None) -> Array:
     Raises: ValueError naming `H` when it is not a free rigid body Hamiltonian.
     """
     dtype = jnp.zeros(3).dtype if dtype is None else jnp.dtype(dtype)
-    closed = jax.make_jaxpr(H)(jnp.zeros(3, dtype))
+    closed = jax.make_jaxpr(lambda L: H(L))(jnp.zeros(3, dtype))
     if tuple(closed.out_avals[0].shape) != ():
         raise ValueError(f"`H` must map L of shape (3,) to a scalar; it returns shape {closed.out_avals[0].shape}.")
     check_rigid_body_form(closed)

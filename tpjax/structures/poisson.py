@@ -35,7 +35,7 @@ class Poisson(AbstractStructure):
         from ..frontend.from_jaxpr import lower_jaxpr
         from ..ir.ops import Op
 
-        closed = jax.make_jaxpr(self.J)(*tr.avals)
+        closed = jax.make_jaxpr(lambda *z: self.J(*z))(*tr.avals)
         phase, stage = b.phase, b.stage
         b.phase, b.stage = "forward", "flow: J(z)"
         (J,) = lower_jaxpr(b, closed.jaxpr, closed.consts, regs)

@@ -28,7 +28,7 @@ class SO3(AbstractStructure):
         if precision is not None and precision.grad != precision.step:  # the rotations evaluate no gradient
             return self.default_method
         L = parts[0]
-        closed = jax.make_jaxpr(H)(jax.ShapeDtypeStruct(L.shape, L.dtype))
+        closed = jax.make_jaxpr(lambda L: H(L))(jax.ShapeDtypeStruct(L.shape, L.dtype))
         consts = [None if isinstance(c, jax.core.Tracer) else np.asarray(c) for c in closed.consts]
         monos = polynomial_support(closed.jaxpr, consts, (3,)) if closed.out_avals[0].shape == () else None
         if monos is None or any(sum(m) == 1 or (sum(m) == 2 and max(m) == 1) for m in monos):
