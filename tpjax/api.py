@@ -23,8 +23,11 @@ def compile(H: Callable, state, *, method=None, structure="canonical", precision
     Returns a :class:`Compiled` with the optimised ``step`` program, the seed-style ``source`` (forward,
     backward, Poisson and integrate phases before passes), the FSAL ``prologue`` and the ``energy`` program.
     """
+    if not callable(H):
+        raise TypeError(f"H must be a callable H(q, p) -> scalar, got {type(H).__name__}")
     st = resolve(structure)
     parts = st.check_state(state)
+    H = st.wrap_hamiltonian(H, state)  # e.g. pytree q, p: H of the raveled vectors
     check.state_dtype(parts, st.parts)
     check.hamiltonian(H, parts)
     policy = check.precision(precision, parts)

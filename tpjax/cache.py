@@ -163,7 +163,8 @@ def cached_call(fn, compile_fn, H, state, dt, kwargs: dict):
     else:
         try:
             parts = resolve(st).check_state(state)
-            closed = jax.make_jaxpr(lambda *xs: H(*xs))(*[jax.ShapeDtypeStruct(np.shape(x), x.dtype) for x in parts])
+            Hp = resolve(st).wrap_hamiltonian(H, state)
+            closed = jax.make_jaxpr(lambda *xs: Hp(*xs))(*[jax.ShapeDtypeStruct(np.shape(x), x.dtype) for x in parts])
             ref = weakref.ref(H)
         except Exception:  # noqa: BLE001
             return MISS

@@ -47,6 +47,10 @@ class AbstractStructure(abc.ABC):
     def check_state(self, state) -> tuple:
         """Validate a user's state for ONE system and return its parts (arrays), in ``parts`` order."""
 
+    def wrap_hamiltonian(self, H, state):
+        """H as a function of the state parts (identity unless the structure reshapes the user's state)."""
+        return H
+
     def pack(self, parts: tuple, state):
         """The parts back in the form the user passed (``state`` is the original argument)."""
         if len(self.parts) == 1:
