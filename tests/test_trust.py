@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import tpjax
+from tpjax.structures.lie_poisson import hat
 
 I3 = jnp.array([1.0, 2.0, 3.0])
 L0 = jnp.array([1.0, 0.1, 0.5])
@@ -265,3 +266,33 @@ def test_pytree_states_round_trip_and_match_the_flat_run():
     assert np.isfinite(g)
     with pytest.raises(ValueError, match="same structure"):
         tpjax.integrate(H, (dicts[0], {"x": jnp.zeros(2)}), dt=0.01, steps=1)
+
+
+# ---- item 4: a user's J is proven skew from its jaxpr, or checked at every evaluation ----
+
+
+def test_symmetric_j_under_jit_and_j_skew_only_at_z0():
+    """Before: under jit a symmetric J integrated silently; a J skew only at z0 passed the z0 check."""
+    z0 = jnp.array([1.0, 0.1, 0.5])
+    sym = lambda z: jnp.eye(3) * (1 + z[0] ** 2)  # noqa: E731
+    out = jax.jit(lambda z: tpjax.integrate(rigid, z, dt=0.01, steps=5, structure=sym))(z0)
+    assert bool(jnp.all(jnp.isnan(out)))
+    at_z0 = lambda z: hat(z) + jnp.outer(z - z0, z - z0)  # noqa: E731  (skew at z0 only)
+    out = jax.jit(lambda z: tpjax.integrate(rigid, z, dt=0.01, steps=5, structure=at_z0))(z0)
+    assert bool(jnp.all(jnp.isnan(out)))
+
+
+def test_common_skew_forms_are_proven_and_integrate_like_so3():
+    from tpjax.structures import Poisson
+
+    z = jax.ShapeDtypeStruct((3,), jnp.float32)
+    A = jnp.arange(9.0).reshape(3, 3)
+    sin_outer = lambda z: jnp.outer(jnp.sin(z), z)  # noqa: E731
+    for J in (hat, lambda z: A - A.T, lambda z: (sin_outer(z) - sin_outer(z).T) / 2,
+              lambda z: jnp.exp(-jnp.sum(z**2)) * hat(z)):  # fmt: skip
+        assert Poisson(J).proven_skew(z)
+    for J in (lambda z: jnp.eye(3), lambda z: hat(z) + jnp.outer(z, z)):
+        assert not Poisson(J).proven_skew(z)
+    ref = tpjax.integrate(rigid, L0, dt=0.01, steps=50, structure="so3", method="implicit_midpoint")
+    traced = jax.jit(lambda s: tpjax.integrate(rigid, L0, dt=0.01, steps=50, structure=lambda z: s * hat(z)))(1.0)
+    np.testing.assert_allclose(traced, ref, rtol=1e-5)

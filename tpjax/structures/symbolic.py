@@ -116,7 +116,7 @@ def _run(jaxpr, env, concrete, alg) -> list:
         if outs is None:
             outs = _opaque(eqn, args, alg)
         for v, o in zip(eqn.outvars, outs, strict=True):
-            env[v] = o
+            env[v] = _obj(o)
     return [read(v) for v in jaxpr.outvars]
 
 
@@ -306,3 +306,94 @@ def polynomial_support(jaxpr, consts, shape, degree: int = 2):
     (out,) = evaluate(jaxpr, consts, [alg.state(shape)], alg)
     e = out.reshape(-1)[0] if out.size == 1 else Support(top=True)
     return None if e.top else e.monos
+
+
+# ---- algebra 2: linear combinations of atoms (numbers, state entries, opaque subexpressions) ----
+
+ONE = ("1",)
+
+
+class Lin:
+    """sum_k c_k atom_k with float coefficients; atoms are hashable tuples, products are sorted pairs."""
+
+    __slots__ = ("terms",)
+
+    def __init__(self, terms):
+        self.terms = {a: c for a, c in terms.items() if c != 0}
+
+    @property
+    def key(self):
+        return tuple(sorted(self.terms.items(), key=repr))
+
+    def number(self):
+        """The value when this is a plain number, else None."""
+        return self.terms.get(ONE, 0.0) if set(self.terms) <= {ONE} else None
+
+    def scale(self, c):
+        return Lin({a: c * v for a, v in self.terms.items()})
+
+    def __add__(self, o):
+        out = dict(self.terms)
+        for a, c in o.terms.items():
+            out[a] = out.get(a, 0.0) + c
+        return Lin(out)
+
+    def __radd__(self, o):  # np.einsum starts its sums at the int 0
+        return self
+
+    def __neg__(self):
+        return self.scale(-1.0)
+
+    def __mul__(self, o):
+        x, y = self.number(), o.number()
+        if x is not None:
+            return o.scale(x)
+        if y is not None:
+            return self.scale(y)
+        out = {}
+        for a, c in self.terms.items():
+            for b, d in o.terms.items():
+                atom = b if a == ONE else a if b == ONE else ("mul", *sorted((a, b), key=repr))
+                out[atom] = out.get(atom, 0.0) + c * d
+        return Lin(out)
+
+
+class Linear(Algebra):
+    def number(self, x):
+        return Lin({ONE: float(x)})
+
+    def const(self, k, index):
+        return Lin({("c", k, index): 1.0})
+
+    def state(self, shape) -> np.ndarray:
+        out = np.empty(shape, object)
+        for j, i in enumerate(np.ndindex(*shape)):
+            out[i] = Lin({("z", j): 1.0})
+        return out
+
+    def divide(self, a, b):
+        y = b.number()
+        if y is not None and y != 0:
+            return a.scale(1.0 / y)
+        return self.opaque("div", "div", (a, b))
+
+    def opaque(self, name, key, inputs):
+        return Lin({("op", key, tuple(x.key for x in inputs)): 1.0})
+
+
+def proven_skew(jaxpr, consts, shape, rtol: float) -> bool:
+    """Does the (n, n) output of ``jaxpr`` (a function of one state array of ``shape``) satisfy
+    J + J^T == 0 identically? Symbolically: every entry of J + J^T must cancel to a number of size
+    <= rtol * max(1, |numbers in J|). ``consts``: concrete arrays, or None when traced."""
+    alg = Linear()
+    (J,) = evaluate(jaxpr, consts, [alg.state(shape)], alg)
+    if J.ndim != 2 or J.shape[0] != J.shape[1]:
+        return False
+    scale = max([1.0] + [abs(e.number()) for e in J.reshape(-1) if e.number() is not None])
+    for i in range(J.shape[0]):
+        for j in range(i, J.shape[0]):
+            s = J[i, j] + J[j, i]
+            x = s.number()
+            if x is None or abs(x) > rtol * scale:
+                return False
+    return True
