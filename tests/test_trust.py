@@ -75,6 +75,8 @@ def test_so3_default_is_rigid_body_when_h_is_a_free_rigid_body():
             or I)(I3)  # fmt: skip
     assert names == ["rigid_body"]  # traced moments: decided from the jaxpr alone
     np.testing.assert_array_equal(tpjax.integrate(rigid, L0, dt=0.01, steps=20, structure="so3"), _rb(rigid))
+    jitted = jax.jit(lambda L: tpjax.integrate(rigid, L, dt=0.01, steps=20, structure="so3"))(L0)
+    np.testing.assert_allclose(jitted, _rb(rigid), rtol=1e-6)
 
 
 # ---- item 3: float16 / bfloat16 states are refused, not integrated wrongly ----

@@ -150,7 +150,7 @@ def cached_call(fn, compile_fn, H, state, dt, kwargs: dict):
     if not leaves or any(isinstance(x, jax.core.Tracer) for x in leaves) or isinstance(dt, jax.core.Tracer):
         return MISS
     try:
-        static = (fn.__name__, tuple(sorted(kwargs.items())), jax.config.jax_enable_x64, jax.default_backend())
+        static = (fn.__name__, tuple(kwargs.items()), jax.config.jax_enable_x64, jax.default_backend())
         hash(static)
         dtype = leaves[0].dtype
     except Exception:  # noqa: BLE001 (anything unusual: the ordinary path validates and raises properly)

@@ -35,8 +35,8 @@ class SO3(AbstractStructure):
             return self.default_method
         with jax.ensure_compile_time_eval():
             h = jnp.diagonal(jax.hessian(H)(jnp.zeros(3, L.dtype)))
-        if not isinstance(h, jax.core.Tracer) and not bool(jnp.all(h > 0)):
-            return self.default_method
+            if not isinstance(h, jax.core.Tracer) and not bool(jnp.all(h > 0)):
+                return self.default_method
         return "rigid_body"
 
     def check_state(self, state) -> tuple:
