@@ -41,7 +41,7 @@ def median(f, n=200) -> float:
 
 def main():
     print(f"jax {jax.__version__}, {jax.devices()[0].device_kind}")
-    print(f"| case | first call | second call | jitted call | second / jitted |\n|---|---|---|---|---|")
+    print("| case | first call | second call | jitted call | second / jitted |\n|---|---|---|---|---|")
     for name, (H, state, kw) in CASES.items():
         run = lambda s, dt: tpjax.integrate(H, s, dt=dt, steps=100, **kw)  # noqa: E731, B023
         first = once(lambda: run(state, 0.01))  # noqa: B023
