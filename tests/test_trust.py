@@ -119,9 +119,9 @@ def _unstable(dt):  # leapfrog on the harmonic oscillator is unstable for dt > 2
 def test_check_true_reports_the_step_and_the_member():
     """Before: there was no check; a run that overflowed mid-way returned NaN silently (also under jit)."""
     assert bool(jnp.all(jnp.isnan(tpjax.integrate(harmonic, (Q0, P0), dt=2.5, steps=400)[0])))
-    with pytest.raises(tpjax.NonFiniteError, match=r"the state became NaN/Inf between step 60 \(finite\) and step 80"):
+    with pytest.raises(tpjax.NonFiniteError, match=r"the state became NaN/Inf at step 65 \(finite at step 64\)"):
         _unstable(2.5)
-    with pytest.raises(tpjax.NonFiniteError, match=r"ensemble member \(2,\) became NaN/Inf between step 60"):
+    with pytest.raises(tpjax.NonFiniteError, match=r"ensemble member \(2,\) became NaN/Inf at step 65 "):
         jax.vmap(_unstable)(jnp.array([0.1, 0.2, 2.5]))
     with pytest.raises(Exception, match=r"NonFiniteError: check=True: dt is nan"):
         jax.block_until_ready(jax.jit(_unstable)(jnp.nan))

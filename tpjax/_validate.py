@@ -189,34 +189,55 @@ def check_every(n: int) -> int:
     return next(k for k in range(r, 0, -1) if n % k == 0)
 
 
-def guard(saved: tuple, every: int, names, dt):
+def _bad_rows(xs, shapes):
+    """(batch, bad): bad[..., t] is True where row t of any part (T, *shape), after batch axes, is non-finite."""
+    lead = [np.shape(x)[: np.ndim(x) - 1 - len(s)] for x, s in zip(xs, shapes, strict=True)]
+    batch = np.broadcast_shapes(*lead)
+    bad = np.zeros(batch + (np.shape(xs[0])[-1 - len(shapes[0])],), bool)
+    for x, s in zip(xs, shapes, strict=True):
+        bad |= ~np.isfinite(np.asarray(x)).reshape(*np.shape(x)[: np.ndim(x) - len(s)], -1).all(-1)
+    return batch, bad
+
+
+def first_bad_row(saved):
+    """The first row of the saved parts (T, *part) that is non-finite (0 when none is)."""
+    rows = [~jnp.all(jnp.isfinite(a.reshape(a.shape[0], -1)), axis=1) for a in saved]
+    return jnp.argmax(jnp.any(jnp.stack(rows), axis=0))
+
+
+def guard(saved: tuple, every: int, names, dt, fine: tuple | None = None):
     """A zero scalar whose computation raises NonFiniteError (through a host callback, so also under jit and
     vmap) when ``dt`` or a saved state is NaN/Inf; add it to the result so it runs. ``saved``: one array per
-    part, (T, *part) with row t the state after (t + 1) * every steps."""
+    part, (T, *part) with row t the state after (t + 1) * every steps; ``fine``: the ``every`` states after
+    the last finite saved one, step by step (re-run from it), which pin the step down exactly."""
     shapes = [tuple(a.shape[1:]) for a in saved]
+    n = len(saved)
 
     def host(d, *xs):
-        lead = [np.shape(x)[: np.ndim(x) - 1 - len(s)] for x, s in zip(xs, shapes, strict=True)]
-        batch = np.broadcast_shapes(*lead, np.shape(d))
-        bad = np.zeros(batch + (xs[0].shape[-1 - len(shapes[0])],), bool)
-        for x, s in zip(xs, shapes, strict=True):
-            bad |= ~np.isfinite(np.asarray(x)).reshape(*np.shape(x)[: np.ndim(x) - len(s)], -1).all(-1)
+        batch, bad = _bad_rows(xs[:n], shapes)
+        batch = np.broadcast_shapes(batch, np.shape(d))
+        bad = np.broadcast_to(bad, batch + bad.shape[-1:])
         bad_dt = ~np.isfinite(np.broadcast_to(np.asarray(d), batch))
-        if bad.any() or bad_dt.any():
-            member = tuple(int(i) for i in np.argwhere(bad.any(-1) | bad_dt)[0])
-            who = f"ensemble member {member}" if member else "the state"
-            if bad_dt[member]:
-                raise NonFiniteError(f"check=True: dt is {np.asarray(d)[member] if np.ndim(d) else d} for {who}; "
-                                     "pass a finite dt")  # fmt: skip
-            t = int(np.argmax(bad[member]))
-            lo, hi = t * every, (t + 1) * every
-            when = f"at step {hi}" if every == 1 else f"between step {lo} (finite) and step {hi}"
-            raise NonFiniteError(
-                f"check=True: {who} became NaN/Inf {when}. Common causes: the orbit reaches a singularity of H "
-                "(e.g. r = 0 in a Kepler potential), dt too large for the dynamics, or float32 overflow; try a "
-                "smaller dt, regularise H, or float64 (jax_enable_x64)"
-            )
-        return np.zeros(batch, np.float32)
+        if not (bad.any() or bad_dt.any()):
+            return np.zeros(batch, np.float32)
+        member = tuple(int(i) for i in np.argwhere(bad.any(-1) | bad_dt)[0])
+        who = f"ensemble member {member}" if member else "the state"
+        if bad_dt[member]:
+            raise NonFiniteError(f"check=True: dt is {np.broadcast_to(np.asarray(d), batch)[member]} for {who}; "
+                                 "pass a finite dt")  # fmt: skip
+        t = int(np.argmax(bad[member]))
+        lo, hi = t * every, (t + 1) * every
+        when = f"at step {hi}" if every == 1 else f"between step {lo} (finite) and step {hi}"
+        if fine is not None:
+            fb = np.broadcast_to(_bad_rows(xs[n:], shapes)[1], batch + (every,))[member]
+            if fb.any():
+                when = f"at step {lo + int(np.argmax(fb)) + 1} (finite at step {lo + int(np.argmax(fb))})"
+        raise NonFiniteError(
+            f"check=True: {who} became NaN/Inf {when}. Common causes: the orbit reaches a singularity of H "
+            "(e.g. r = 0 in a Kepler potential), dt too large for the dynamics, or float32 overflow; try a "
+            "smaller dt, regularise H, or float64 (jax_enable_x64)"
+        )
 
-    args = [jax.lax.stop_gradient(jnp.asarray(dt))] + [jax.lax.stop_gradient(a) for a in saved]
+    args = [jnp.asarray(dt), *saved, *(fine or ())]
+    args = [jax.lax.stop_gradient(a) for a in args]
     return jax.pure_callback(host, jax.ShapeDtypeStruct((), jnp.float32), *args, vmap_method="expand_dims")

@@ -48,8 +48,9 @@ def _prepare(H, state, dt, steps, method, structure, precision):
 
 
 def _run(executor, comp, parts, dt, checked: bool, **kw):
-    """executor.run; with ``checked`` (``check=True``) the run saves about sqrt(steps) states and a host
-    callback raises NonFiniteError naming the member and the steps when dt or a state is NaN/Inf."""
+    """executor.run; with ``checked`` (``check=True``) the run saves about sqrt(steps) states, re-runs the
+    window before the first non-finite one step by step (about sqrt(steps) more steps), and a host callback
+    raises NonFiniteError naming the member and the step when dt or a state is NaN/Inf."""
     if not checked:
         return executor.run(comp, parts, dt, **kw)
     if not isinstance(checked, bool):
@@ -60,7 +61,14 @@ def _run(executor, comp, parts, dt, checked: bool, **kw):
     k = every or check.check_every(steps)
     with check.raising_non_finite():
         final, saved = executor.run(comp, parts, dt, save_every=k, **kw)
-        zero = check.guard(saved, k, comp.structure.parts, dt)
+        fine = None
+        if k > 1:  # re-run the window before the first non-finite saved state step by step (for the report)
+            t = check.first_bad_row(saved)
+            start = tuple(jax.lax.stop_gradient(jnp.where(t == 0, z, s[jnp.maximum(t - 1, 0)]))
+                          for z, s in zip(parts, saved, strict=True))  # fmt: skip
+            _, fine = executor.run(comp, start, jax.lax.stop_gradient(dt), steps=k, save_every=1,
+                                   adjoint="direct", reanchor=None)  # fmt: skip
+        zero = check.guard(saved, k, comp.structure.parts, dt, fine)
         final, saved = ([a + zero.astype(a.dtype) for a in xs] for xs in (final, saved))  # keeps the check alive
         jax.block_until_ready((final, saved))
     return tuple(final), (tuple(saved) if every else None)
@@ -97,10 +105,11 @@ def integrate(H: Callable, state, *, dt, steps: int, method=None, structure="can
       fast_math: approximate sin/cos/exp in the Triton kernel (float32; opt-in, never the default).
       precision: a ``tpjax.Precision`` policy, e.g. ``Precision(grad="float64", step="float32",
         compensated=True)``: gradients in float64, state and steps in float32, optional Kahan updates.
-      check: opt-in run-time check (like diffrax's ``throw``): the run also saves about sqrt(steps) states,
-        and a NaN/Inf dt or state raises ``tpjax.NonFiniteError`` naming the ensemble member and the steps
-        between which it appeared, also under jax.jit and jax.vmap (through a host callback; under jit it
-        arrives wrapped in a JaxRuntimeError). Eager calls always refuse a non-finite initial state or dt.
+      check: opt-in run-time check (like diffrax's ``throw``): the run also saves about sqrt(steps) states
+        and re-runs about sqrt(steps) steps, and a NaN/Inf dt or state raises ``tpjax.NonFiniteError``
+        naming the ensemble member and the step where it appeared, also under jax.jit and jax.vmap
+        (through a host callback; under jit it arrives wrapped in a JaxRuntimeError). Eager calls always
+        refuse a non-finite initial state or dt.
 
     Returns: the final state, same pytree structure, shapes and dtypes as ``state``.
     """

@@ -37,6 +37,14 @@ ELEMENTWISE = frozenset(
 _CALLS = ("pjit", "jit", "closed_call", "core_call", "remat", "checkpoint", "custom_jvp_call", "custom_vjp_call")
 
 
+#: arrays with more entries than this stop the evaluation (TooLarge): the analysis is for small forms.
+MAX_SIZE = 4096
+
+
+class TooLarge(Exception):
+    """An array of the jaxpr is too large to evaluate entry by entry."""
+
+
 class Algebra:
     """Elements of a symbolic evaluation. Subclasses give number/const/state elements and the rules."""
 
@@ -70,6 +78,8 @@ def evaluate(jaxpr, consts, inputs, alg: Algebra) -> list:
     Returns the object arrays of its outputs.
     """
     env, concrete = {}, {}
+    if any(np.prod(v.aval.shape, dtype=int) > MAX_SIZE for v in jaxpr.constvars):
+        raise TooLarge
     for k, (v, c) in enumerate(zip(jaxpr.constvars, consts, strict=True)):
         if c is None:
             arr = np.empty(v.aval.shape, object)
@@ -91,6 +101,8 @@ def _run(jaxpr, env, concrete, alg) -> list:
 
     for eqn in jaxpr.eqns:
         name = eqn.primitive.name
+        if any(np.prod(getattr(v.aval, "shape", ()), dtype=int) > MAX_SIZE for v in eqn.outvars):
+            raise TooLarge
         vals = [_concrete(v, env, concrete) for v in eqn.invars]
         if all(c is not None for c in vals) and name not in _CALLS:
             out = eqn.primitive.bind(*vals, **eqn.params)
@@ -303,7 +315,10 @@ def polynomial_support(jaxpr, consts, shape, degree: int = 2):
     """The monomials of the state that the scalar output of ``jaxpr`` may contain (None: not a polynomial
     of degree <= ``degree`` that these rules can prove). ``consts``: concrete arrays, or None when traced."""
     alg = Supports(int(np.prod(shape)), degree)
-    (out,) = evaluate(jaxpr, consts, [alg.state(shape)], alg)
+    try:
+        (out,) = evaluate(jaxpr, consts, [alg.state(shape)], alg)
+    except TooLarge:
+        return None
     e = out.reshape(-1)[0] if out.size == 1 else Support(top=True)
     return None if e.top else e.monos
 
@@ -386,7 +401,10 @@ def proven_skew(jaxpr, consts, shape, rtol: float) -> bool:
     J + J^T == 0 identically? Symbolically: every entry of J + J^T must cancel to a number of size
     <= rtol * max(1, |numbers in J|). ``consts``: concrete arrays, or None when traced."""
     alg = Linear()
-    (J,) = evaluate(jaxpr, consts, [alg.state(shape)], alg)
+    try:
+        (J,) = evaluate(jaxpr, consts, [alg.state(shape)], alg)
+    except TooLarge:
+        return False
     if J.ndim != 2 or J.shape[0] != J.shape[1]:
         return False
     scale = max([1.0] + [abs(e.number()) for e in J.reshape(-1) if e.number() is not None])
