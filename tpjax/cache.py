@@ -173,7 +173,7 @@ def cached_call(fn, compile_fn, H, state, dt, kwargs: dict):
         consts = tuple(closed.consts)
         key = ("jaxpr", static, id(H), str(closed.jaxpr), tuple(_const_key(c) for c in consts))
         build = lambda: _jaxpr_runner(fn, closed, kwargs, ref)  # noqa: E731
-    if type(dt) is not float or not math.isfinite(dt):  # value checks of dt the runner cannot make
+    if not (type(dt) is float and math.isfinite(dt) and abs(dt) <= _max(dtype)):  # checks the runner cannot make
         check.dt(dt, dtype, convert=False)
     entry = _entries.get(key)
     if entry is None or (entry.ref is not None and entry.ref() is not H):
@@ -193,6 +193,11 @@ def cached_call(fn, compile_fn, H, state, dt, kwargs: dict):
             check.finite_state(st.check_state(state), st.parts)
     entry.post(out, dt)
     return out
+
+
+@functools.lru_cache(maxsize=16)
+def _max(dtype) -> float:
+    return float(jnp.finfo(dtype).max) if jnp.issubdtype(dtype, jnp.floating) else -1.0
 
 
 _Entry = collections.namedtuple("_Entry", "runner ref post keep")

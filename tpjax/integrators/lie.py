@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import jax
 import jax.numpy as jnp
 
 from ..codegen import reference
@@ -55,7 +56,8 @@ class RigidBodySplitting(AbstractIntegrator):
         consts = comp.consts if params is None else params[: len(comp.consts)]
         n = len(comp.traced.consts)
         energy = lambda L: reference.run(comp.energy, program_inputs(comp, (L,), consts[:n]))["ptr_E"]
-        return inertia_from_energy(energy, comp.traced.avals[0].dtype)
+        concrete = not any(isinstance(c, jax.core.Tracer) for c in consts)
+        return inertia_from_energy(energy, comp.traced.avals[0].dtype, concrete)
 
     def stepper(self, comp) -> Stepper:
         from . import rigid_body as rb

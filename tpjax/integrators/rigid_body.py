@@ -95,8 +95,10 @@ def rigid_body_order4(L: Array, dt: Array, inertia: Array) -> Array:
     return rigid_body_strang(L, YOSHIDA_W1 * dt, inertia)
 
 
-FIX = ("The explicit rigid-body splitting (method='rigid_body' / 'rigid_body4') needs H(L) = sum_i L_i^2 / (2 I_i) "
-       '(+ a constant) with every I_i > 0; for any other Hamiltonian use method="implicit_midpoint".')
+FIX = (
+    "The explicit rigid-body splitting (method='rigid_body' / 'rigid_body4') needs H(L) = sum_i L_i^2 / (2 I_i) "
+    '(+ a constant) with every I_i > 0; for any other Hamiltonian use method="implicit_midpoint".'
+)
 
 
 def _concrete(consts) -> list:
@@ -125,14 +127,21 @@ def check_rigid_body_form(closed, consts=None) -> None:
                          f"squares L_i^2. {FIX}")  # fmt: skip
 
 
-def inertia_from_energy(energy, dtype) -> Array:
+def inertia_from_energy(energy, dtype, concrete: bool = True) -> Array:
     """I_i = 1 / (d^2 H / dL_i^2) for an H already proven of the form sum_i L_i^2 / (2 I_i) + const.
 
     Concrete: raises unless every I_i > 0. Traced (e.g. vmapped or differentiated moments): a non-positive
     moment becomes NaN, so the run is NaN (reported by ``integrate(..., check=True)``) instead of wrong.
     """
-    h = jnp.diagonal(jax.hessian(energy)(jnp.zeros(3, dtype)))
-    if isinstance(h, jax.core.Tracer):
+    from .._compat import eval_context
+
+    hessian = jax.jit(jax.hessian(energy))  # one compile, not op-by-op dispatch
+    if concrete:  # H's constants are concrete: get concrete moments, also inside an outer jit
+        with eval_context():
+            h = jnp.diagonal(hessian(jnp.zeros(3, dtype)))
+    else:
+        h = jnp.diagonal(hessian(jnp.zeros(3, dtype)))
+    if isinstance(h, jax.core.Tracer):  # traced moments: a non-positive one becomes NaN
         return jnp.where(h > 0, 1.0 / jnp.where(h > 0, h, 1.0), jnp.nan)
     hn = np.asarray(h, dtype=np.float64)
     if not (np.all(np.isfinite(hn)) and np.all(hn > 0)):
@@ -155,4 +164,4 @@ def inertia_from_hamiltonian(H, dtype=None) -> Array:
     if tuple(closed.out_avals[0].shape) != ():
         raise ValueError(f"`H` must map L of shape (3,) to a scalar; it returns shape {closed.out_avals[0].shape}.")
     check_rigid_body_form(closed)
-    return inertia_from_energy(H, dtype)
+    return inertia_from_energy(H, dtype, not any(isinstance(c, jax.core.Tracer) for c in closed.consts))

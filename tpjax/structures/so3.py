@@ -33,8 +33,12 @@ class SO3(AbstractStructure):
         monos = polynomial_support(closed.jaxpr, consts, (3,)) if closed.out_avals[0].shape == () else None
         if monos is None or any(sum(m) == 1 or (sum(m) == 2 and max(m) == 1) for m in monos):
             return self.default_method
-        with jax.ensure_compile_time_eval():
-            h = jnp.diagonal(jax.hessian(H)(jnp.zeros(3, L.dtype)))
+        if any(c is None for c in consts):  # traced moments: positivity is checked at run time (NaN)
+            return "rigid_body"
+        from .._compat import eval_context
+
+        with eval_context():
+            h = jnp.diagonal(jax.jit(jax.hessian(H))(jnp.zeros(3, L.dtype)))  # one compile, not per-op dispatch
             if not isinstance(h, jax.core.Tracer) and not bool(jnp.all(h > 0)):
                 return self.default_method
         return "rigid_body"

@@ -263,6 +263,8 @@ class Support:
         self.monos, self.top, self.degree = frozenset(monos), top, degree
 
     def __add__(self, o):
+        if isinstance(o, np.ndarray):  # let numpy broadcast the element over the array
+            return NotImplemented
         return Support(top=True) if self.top or o.top else Support(self.monos | o.monos, degree=self.degree)
 
     def __radd__(self, o):  # np.einsum starts its sums at the int 0
@@ -272,6 +274,8 @@ class Support:
         return self
 
     def __mul__(self, o):
+        if isinstance(o, np.ndarray):
+            return NotImplemented
         if self.top or o.top:
             return Support(top=True)
         prods = {tuple(a + b for a, b in zip(m, n, strict=True)) for m in self.monos for n in o.monos}
@@ -348,6 +352,8 @@ class Lin:
         return Lin({a: c * v for a, v in self.terms.items()})
 
     def __add__(self, o):
+        if isinstance(o, np.ndarray):  # let numpy broadcast the element over the array
+            return NotImplemented
         out = dict(self.terms)
         for a, c in o.terms.items():
             out[a] = out.get(a, 0.0) + c
@@ -360,6 +366,8 @@ class Lin:
         return self.scale(-1.0)
 
     def __mul__(self, o):
+        if isinstance(o, np.ndarray):
+            return NotImplemented
         x, y = self.number(), o.number()
         if x is not None:
             return o.scale(x)
