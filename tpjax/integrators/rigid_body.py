@@ -109,11 +109,11 @@ def check_rigid_body_form(closed, consts=None) -> None:
     """Prove from H's jaxpr (``closed``, a ClosedJaxpr of L (3,) -> scalar) that H = sum_i c_i L_i^2 + const.
 
     Structural, so it holds for traced parameters too: the jaxpr is evaluated on monomial supports
-    (``tpjax.structures.symbolic``); only the monomials 1 and L_i^2 may appear. ``consts``: H's constants
+    (``tpjax.structures.forms``); only the monomials 1 and L_i^2 may appear. ``consts``: H's constants
     (default: ``closed.consts``), concrete arrays (their zeros are used) or tracers.
     Raises: ValueError naming `H` and method='rigid_body', with the fix.
     """
-    from ..structures.symbolic import polynomial_support
+    from ..structures.forms import polynomial_support
 
     consts = _concrete(closed.consts if consts is None else consts)
     monos = polynomial_support(closed.jaxpr, consts, (3,))

@@ -17,7 +17,7 @@ class Poisson(AbstractStructure):
     """z' = J(z) dH/dz for a user-supplied skew-symmetric J: R^n -> R^(n x n) (POISSON_J type MATRIX).
 
     State: ``z`` of shape (n,). J is traced into the flow program (its constants become C registers like
-    H's). Skewness is *proven* from J's jaxpr when it can be (``symbolic.proven_skew``: constant matrices,
+    H's). Skewness is *proven* from J's jaxpr when it can be (``forms.proven_skew``: constant matrices,
     hat maps, (A - A^T)/2 and other forms whose J + J^T cancels symbolically, traced parameters
     included); otherwise the flow program itself checks max|J + J^T| <= 100 eps max(1, max|J|) at every
     evaluation and is NaN where it fails, so a J that is skew only at some states never integrates
@@ -39,7 +39,7 @@ class Poisson(AbstractStructure):
 
     def proven_skew(self, aval) -> bool:
         """Is J(z) + J(z)^T == 0 for every z, as J's jaxpr shows?"""
-        from .symbolic import proven_skew
+        from .forms import proven_skew
 
         closed = jax.make_jaxpr(lambda z: self.J(z))(aval)
         consts = [None if isinstance(c, jax.core.Tracer) else np.asarray(c) for c in closed.consts]

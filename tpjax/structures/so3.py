@@ -23,7 +23,7 @@ class SO3(AbstractStructure):
     parts: tuple[str, ...] = ("L",)
 
     def default_method_for(self, H, parts, precision=None) -> str:
-        from .symbolic import polynomial_support
+        from .forms import polynomial_support
 
         if precision is not None and precision.grad != precision.step:  # the rotations evaluate no gradient
             return self.default_method
