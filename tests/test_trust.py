@@ -95,7 +95,7 @@ def test_low_precision_states_are_refused(dtype):
 
 # ---- item 5: NaN / Inf: eager errors; check=True reports the member and the step, under jit and vmap ----
 
-Q0, P0 = jnp.ones(2), jnp.zeros(2)
+Q0, P0 = jnp.ones(2, jnp.float32), jnp.zeros(2, jnp.float32)  # float32 also when another test enabled x64
 
 
 def test_non_finite_dt_and_state_are_refused_eagerly():
@@ -141,13 +141,14 @@ def test_errors_name_the_argument_and_the_fix():
     state = (Q0, P0)
     with pytest.raises(TypeError, match=r"H must return one scalar energy, got a tuple.*T \+ V"):
         tpjax.integrate(lambda q, p: (jnp.sum(p**2), jnp.sum(q**2)), state, dt=0.1, steps=2)
-    with pytest.raises(TypeError, match="H must return a real energy, got complex64"):
+    with pytest.raises(TypeError, match="H must return a real energy, got complex(64|128)"):
         tpjax.integrate(lambda q, p: jnp.sum(p**2) + 1j * jnp.sum(q**2), state, dt=0.1, steps=2)
     for bad in ("0.1", None):
         with pytest.raises(TypeError, match="dt must be a real number .* e.g. dt=0.01"):
             tpjax.integrate(harmonic, state, dt=bad, steps=2)
-    with pytest.raises(ValueError, match="steps=2147483648 does not fit the int32 loop counter"):
-        tpjax.integrate(harmonic, state, dt=0.1, steps=2**31)
+    if not jax.config.jax_enable_x64:
+        with pytest.raises(ValueError, match="steps=2147483648 does not fit the int32 loop counter"):
+            tpjax.integrate(harmonic, state, dt=0.1, steps=2**31)
     assert tpjax.ImplicitMidpoint is type(tpjax.METHODS["implicit_midpoint"])
     assert issubclass(tpjax.ConvergenceError, RuntimeError)
 
@@ -221,9 +222,12 @@ def test_the_cache_never_returns_a_stale_result():
     np.testing.assert_allclose(run(obj), ref(0.75), rtol=1e-6)
 
 
-@pytest.mark.xfail(strict=True, reason="JAX reuses its device copy of a numpy array mutated in place after a first "
-                   "trace (also on main, with no tpjax cache): the cache misses, as it must, but the fresh trace "
-                   "still sees the old values. Pass jax arrays, or a new numpy array.")  # fmt: skip
+@pytest.mark.xfail(
+    strict=False,
+    reason="with x64 off (the float64 numpy array is cast to float32) JAX reuses its converted copy of a numpy "
+    "array mutated in place after a first trace (also on main, with no tpjax cache): the cache misses, as it "
+    "must, but the fresh trace still sees the old values. Pass jax arrays, or a new numpy array.",
+)
 def test_a_mutated_numpy_constant_is_seen():
     w = np.ones(2)
     W = lambda q, p: 0.5 * jnp.sum(p**2) - jnp.sum(w * jnp.cos(q))  # noqa: E731
