@@ -32,6 +32,7 @@ LAYERS = (
     ("executors", "time_dependent"),
     ("driver",),  # trajectory/integrate runs: save plans, observables, progress, events, resuming
     ("tangent",),
+    ("cache",),
     ("api",),
     ("tpjax",),  # the package's face, tpjax/__init__.py
     ("demo",),  # python -m tpjax.demo: a user of the face

@@ -1,10 +1,11 @@
 """tpjax: structure-preserving Hamiltonian simulation in JAX through the TP-IR compiler.
 
 ``integrate`` / ``trajectory`` run a Hamiltonian's symplectic (or Lie-Poisson) flow under jit, vmap and
-grad; ``compile`` shows the TP-IR program. See README.md and DESIGN notes.
+grad; ``compile`` shows the TP-IR program. See README.md.
 """
 
 from ._memory import EnsembleTooLarge as EnsembleTooLarge
+from ._validate import NonFiniteError as NonFiniteError
 from .api import compile as compile  # noqa: A004
 from .api import integrate as integrate
 from .api import trajectory as trajectory
@@ -13,8 +14,10 @@ from .events import Event as Event
 from .integrators import METHODS as METHODS
 from .integrators import Composition as Composition
 from .integrators import GaussLegendre as GaussLegendre
+from .integrators import ImplicitMidpoint as ImplicitMidpoint
 from .integrators import Splitting as Splitting
 from .integrators import Tao as Tao
+from .integrators.implicit import ConvergenceError as ConvergenceError
 from .precision import Precision as Precision
 from .saveat import SaveAt as SaveAt
 from .solution import Solution as Solution

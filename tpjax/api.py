@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import jax
+import jax.numpy as jnp
+
+from . import _validate, cache, driver, time_dependent
 from . import _validate as check
-from . import driver, time_dependent
 from .codegen import reference
 from .compiler import Compiled, compile_hamiltonian
 from .events import Event
@@ -27,8 +30,11 @@ def compile(H: Callable, state, *, method=None, structure="canonical", precision
         raise TypeError(f"H must be a callable H(q, p) -> scalar, got {type(H).__name__}")
     st = resolve(structure)
     parts = st.check_state(state)
-    integ = check.method(method, st)
+    H = st.wrap_hamiltonian(H, state)  # e.g. pytree q, p: H of the raveled vectors
+    check.state_dtype(parts, st.parts)
+    check.hamiltonian(H, parts)
     policy = check.precision(precision, parts)
+    integ = check.method(method, st, H, parts, policy)
     comp = compile_hamiltonian(H, parts, integ, st, precision=policy)
     check.energy_aval(comp.traced)
     st.check(comp.traced)
@@ -40,12 +46,41 @@ def _prepare(H, state, dt, steps, method, structure, precision):
     comp = compile(H, state, method=method, structure=structure, precision=precision)
     parts = comp.structure.check_state(state)
     check.metal_dtype(parts)
+    check.finite_state(parts, comp.structure.parts)
     return comp, parts, check.steps(steps), check.dt(dt, parts[0].dtype)
+
+
+def _run(executor, comp, parts, dt, checked: bool, **kw):
+    """executor.run; with ``checked`` (``check=True``) the run saves about sqrt(steps) states, re-runs the
+    window before the first non-finite one step by step (about sqrt(steps) more steps), and a host callback
+    raises NonFiniteError naming the member and the step when dt or a state is NaN/Inf."""
+    if not checked:
+        return executor.run(comp, parts, dt, **kw)
+    if not isinstance(checked, bool):
+        raise TypeError(f"check must be True or False, got {checked!r}")
+    steps, every = kw["steps"], kw.pop("save_every", None)
+    if not steps:
+        return tuple(parts), None
+    k = every or check.check_every(steps)
+    with check.raising_non_finite():
+        final, saved = executor.run(comp, parts, dt, save_every=k, **kw)
+        fine = None
+        if k > 1:  # re-run the window before the first non-finite saved state step by step (for the report)
+            t = check.first_bad_row(saved)
+            start = tuple(jax.lax.stop_gradient(jnp.where(t == 0, z, s[jnp.maximum(t - 1, 0)]))
+                          for z, s in zip(parts, saved, strict=True))  # fmt: skip
+            _, fine = executor.run(comp, start, jax.lax.stop_gradient(dt), steps=k, save_every=1,
+                                   adjoint="direct", reanchor=None)  # fmt: skip
+        zero = check.guard(saved, k, comp.structure.parts, dt, fine)
+        final, saved = ([a + zero.astype(a.dtype) for a in xs] for xs in (final, saved))  # keeps the check alive
+        jax.block_until_ready((final, saved))
+    return tuple(final), (tuple(saved) if every else None)
 
 
 def integrate(H: Callable, state, *, dt, steps: int, method=None, structure="canonical",
               adjoint: str | None = None, reanchor: int | None = None, backend: str = "auto",
-              fast_math: bool = False, precision=None, progress=False, t0=0.0):  # fmt: skip
+              fast_math: bool = False, precision=None, progress=False, t0=0.0,
+              check: bool = False):  # fmt: skip
     """Integrate Hamilton's equations of ``H`` from ``state`` for ``steps`` steps of size ``dt``.
 
     Properties: symplectic (canonical splittings) or Lie-Poisson (so3); runs the TP-IR program as a
@@ -81,16 +116,30 @@ def integrate(H: Callable, state, *, dt, steps: int, method=None, structure="can
       t0: the initial time. ``H(q, p, t)`` (three positional parameters without defaults) is time-dependent
         and is integrated in the extended phase space (``tpjax.time_dependent``); an autonomous H ignores it.
 
+      check: opt-in run-time check (like diffrax's ``throw``): the run also saves about sqrt(steps) states
+        and re-runs about sqrt(steps) steps, and a NaN/Inf dt or state raises ``tpjax.NonFiniteError``
+        naming the ensemble member and the step where it appeared, also under jax.jit and jax.vmap
+        (through a host callback; under jit it arrives wrapped in a JaxRuntimeError). Eager calls always
+        refuse a non-finite initial state or dt.
+
     Returns: the final state, same pytree structure, shapes and dtypes as ``state``.
     """
+    plain = progress is False and t0 == 0.0 and not isinstance(state, Solution)
+    static = dict(steps=steps, method=method, structure=structure, adjoint=adjoint, reanchor=reanchor,
+                  backend=backend, fast_math=fast_math, precision=precision, check=check)  # fmt: skip
+    if plain and (out := cache.cached_call(integrate, compile, H, state, dt, static)) is not cache.MISS:
+        return out
     state, carry, _ = driver.resume(state)
     H, state, restore = time_dependent.extend(H, state, t0, structure)
     comp, parts, steps, dt = _prepare(H, state, dt, steps, method, structure, precision)
     # continuing from a Solution's carried registers needs the XLA loop off CUDA (the kernels take none)
     executor = choose(comp, backend, fast_math, at_lowering=carry is None)
     if progress is False and carry is None:
-        final, _ = executor.run(comp, parts, dt, steps=steps, adjoint=adjoint, reanchor=reanchor)
+        final, _ = _run(executor, comp, parts, dt, check, steps=steps, adjoint=adjoint, reanchor=reanchor)
     else:
+        if check:
+            raise NotImplementedError("check=True runs a fresh run without a progress bar; drop progress=, or "
+                                      "continue from sol.final instead of the Solution")  # fmt: skip
         final, _ = driver.advance(comp, executor, parts, dt, steps=steps, adjoint=adjoint, reanchor=reanchor,
                                   progress=progress, carry=driver.carry_for(carry, comp, executor, parts))  # fmt: skip
     return restore(comp.structure.pack(final, state))
@@ -99,7 +148,7 @@ def integrate(H: Callable, state, *, dt, steps: int, method=None, structure="can
 def trajectory(H: Callable, state, *, dt, steps: int, save_every: int | None = None, saveat=None, method=None,
                structure="canonical", adjoint: str | None = None, reanchor: int | None = None,
                precision=None, backend: str = "auto", fast_math: bool = False, progress=False,
-               event=None, t0=0.0, tangent: bool = False) -> Solution:  # fmt: skip
+               event=None, t0=0.0, tangent: bool = False, check: bool = False) -> Solution:  # fmt: skip
     """Like :func:`integrate`, but returns a :class:`Solution`: the saved states (or observables), the
     energy H and the structure's Casimirs at each saved time, the final state and carry, run stats.
 
@@ -113,8 +162,15 @@ def trajectory(H: Callable, state, *, dt, steps: int, save_every: int | None = N
       t0: the initial time (``ts`` starts there; see :func:`integrate` for a time-dependent H).
       tangent: also run the tangent map (``tpjax.tangent``) and fill ``sol.lyapunov`` and ``sol.megno`` at
         the saved times (needs saving every k steps: ``save_every`` or ``SaveAt(steps=k)``).
+      check: as in :func:`integrate` (with ``save_every`` saving only: no SaveAt, event or progress).
     On CUDA the fused kernels write only the saved states (``backend``, ``fast_math`` as in
     :func:`integrate`); with ``fn`` they run one kernel per save block."""
+    if check:
+        if saveat is not None or event is not None or progress is not False or tangent:
+            raise NotImplementedError("check=True saves with save_every only (no saveat, event, progress or "
+                                      "tangent); run integrate(..., check=True) first to check such a run")  # fmt: skip
+        return _checked_trajectory(H, state, dt, steps, save_every or 1, method, structure, adjoint, reanchor,
+                                   precision, backend, fast_math, t0)  # fmt: skip
     state, carry, t_start = driver.resume(state)
     H, state, restore = time_dependent.extend(H, state, t0, structure)
     comp, parts, steps, dt = _prepare(H, state, dt, steps, method, structure, precision)
@@ -126,7 +182,7 @@ def trajectory(H: Callable, state, *, dt, steps: int, save_every: int | None = N
     if saveat is None:
         saveat = SaveAt(t0=True, t1=True) if event is not None else SaveAt(t0=True, steps=save_every or 1)
         if steps and event is None:
-            check.save_every(saveat.steps, steps)
+            _validate.save_every(saveat.steps, steps)
     elif not isinstance(saveat, SaveAt):
         raise TypeError(f"saveat must be a tpjax.SaveAt, got {type(saveat).__name__}")
     if event is not None:
@@ -153,4 +209,31 @@ def trajectory(H: Callable, state, *, dt, steps: int, save_every: int | None = N
             raise ValueError("tangent=True needs saving every k steps (save_every=k or SaveAt(steps=k)) and no "
                              "event or observable fn")  # fmt: skip
         sol = attach_tangent(sol, comp, parts, dt, steps, saveat.steps)
+    return restore(sol)
+
+
+def _checked_trajectory(H, state, dt, steps, save_every, method, structure, adjoint, reanchor, precision, backend,
+                        fast_math, t0):  # fmt: skip
+    """trajectory(check=True): the saved states come from the checked run (see :func:`_run`)."""
+    state, _, t_start = driver.resume(state)
+    H, state, restore = time_dependent.extend(H, state, t0, structure)
+    comp, parts, steps, dt = _prepare(H, state, dt, steps, method, structure, precision)
+    k = _validate.save_every(save_every, steps) if steps else 1
+    executor = choose(comp, backend, fast_math, at_lowering=False)
+    if steps:
+        final, saved = _run(executor, comp, parts, dt, True, steps=steps, save_every=k, adjoint=adjoint,
+                            reanchor=reanchor)  # fmt: skip
+        saved = tuple(jnp.concatenate([z[None], s]) for z, s in zip(parts, saved, strict=True))
+    else:
+        final, saved = tuple(parts), tuple(z[None] for z in parts)
+    n = len(comp.traced.consts)
+
+    def energy(*xs):
+        return reference.run(comp.energy, program_inputs(comp, xs, comp.consts[:n]))["ptr_E"]
+
+    st = comp.structure
+    ts = t_start + jnp.arange(saved[0].shape[0], dtype=parts[0].dtype) * (k * dt)
+    sol = Solution(ts, st.pack(saved, state), jax.vmap(energy)(*saved), st.casimirs(saved),
+                   final=st.pack(tuple(final), state), t_final=t_start + steps * dt, backend=executor.name,
+                   method=comp.method.name, steps=steps)  # fmt: skip
     return restore(sol)

@@ -98,7 +98,8 @@ def attach(sol, comp, parts, dt, steps: int, save_every: int, tangent0=None):
 def _prepare(H, state, dt, steps, method, structure):
     st = resolve(structure)
     parts = st.check_state(state)
-    integ = check.method(method, st)
+    H = st.wrap_hamiltonian(H, state)
+    integ = check.method(method, st, H, parts)
     comp = compile_hamiltonian(H, parts, integ, st)
     check.energy_aval(comp.traced)
     st.check(comp.traced)

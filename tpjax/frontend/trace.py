@@ -46,7 +46,7 @@ class Traced:
 
 def trace(H: Callable, parts: tuple, structure) -> Traced:
     avals = tuple(jax.ShapeDtypeStruct(np.shape(x), jax.typeof(x).dtype) for x in parts)
-    closed = jax.make_jaxpr(H)(*avals)
+    closed = jax.make_jaxpr(lambda *xs: H(*xs))(*avals)  # a fresh function: jax caches traces by identity
     (e_aval,) = [v.aval for v in closed.jaxpr.outvars]
     consts = list(closed.consts)
     fwd_prog = forward_program(closed, structure, consts)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import jax
 import jax.numpy as jnp
 
 from ..codegen import reference
@@ -20,7 +21,8 @@ from .stepper import Stepper, program_inputs
 class RigidBodySplitting(AbstractIntegrator):
     """Free rigid body H = sum L_i^2 / (2 I_i): exact axis rotations, Strang-composed (order 2) or
     Yoshida-composed (order 4). Explicit, symmetric, Poisson; |L|^2 preserved to roundoff.
-    I is read off H (and H is checked to be of this form). Reference: McLachlan, Phys. Rev. Lett. 71
+    H's form is proven from its jaxpr, so it holds for traced parameters; I is then read off H.
+    Reference: McLachlan, Phys. Rev. Lett. 71
     (1993) 3043; Hairer, Lubich, Wanner, sec. VII.5."""
 
     name: str = "rigid_body"
@@ -32,6 +34,12 @@ class RigidBodySplitting(AbstractIntegrator):
         schedule_flow(b, tr, regs, const_regs)
 
     def check(self, comp) -> None:
+        """H must be sum_i L_i^2 / (2 I_i) + const, proven from its jaxpr (traced parameters included);
+        concrete moments must be positive (traced ones become NaN when they are not)."""
+        from .rigid_body import check_rigid_body_form
+
+        check_rigid_body_form(comp.traced.jaxpr, comp.traced.consts)
+        self.inertia(comp)
         pol = comp.precision
         if pol is not None and pol.grad != pol.step:
             raise ValueError(
@@ -41,13 +49,15 @@ class RigidBodySplitting(AbstractIntegrator):
             )
 
     def inertia(self, comp, params=None):
-        """The principal moments I, read off the compiled energy program (and checked to fit)."""
-        from .rigid_body import inertia_from_hamiltonian
+        """The principal moments I = 1 / diag(d^2H/dL^2), read off the compiled energy program once ``check``
+        has proven H's form from its jaxpr."""
+        from .rigid_body import inertia_from_energy
 
         consts = comp.consts if params is None else params[: len(comp.consts)]
         n = len(comp.traced.consts)
         energy = lambda L: reference.run(comp.energy, program_inputs(comp, (L,), consts[:n]))["ptr_E"]
-        return inertia_from_hamiltonian(energy, comp.traced.avals[0].dtype)
+        concrete = not any(isinstance(c, jax.core.Tracer) for c in consts)
+        return inertia_from_energy(energy, comp.traced.avals[0].dtype, concrete)
 
     def stepper(self, comp) -> Stepper:
         from . import rigid_body as rb

@@ -25,7 +25,8 @@ class AbstractStructure(abc.ABC):
       name: shown in listings (``structure=<name>``) and errors.
       parts: the names of the state parts, in order (the TP-IR pointers are ``ptr_<part>``).
       canonical: True when the state is (q, p) with J = [[0, I], [-I, 0]], so kick/drift splittings apply.
-      default_method: the METHODS name used when ``method`` is not given.
+      default_method: the METHODS name used when ``method`` is not given (``default_method_for`` may pick
+        a better one for a given H).
     """
 
     name: str
@@ -38,9 +39,17 @@ class AbstractStructure(abc.ABC):
         """The TP-IR pointer of each state part."""
         return tuple(f"ptr_{n}" for n in self.parts)
 
+    def default_method_for(self, H, parts: tuple, precision=None) -> str:
+        """The METHODS name to use for ``H`` at ``parts`` when ``method`` is not given."""
+        return self.default_method
+
     @abc.abstractmethod
     def check_state(self, state) -> tuple:
         """Validate a user's state for ONE system and return its parts (arrays), in ``parts`` order."""
+
+    def wrap_hamiltonian(self, H, state):
+        """H as a function of the state parts (identity unless the structure reshapes the user's state)."""
+        return H
 
     def pack(self, parts: tuple, state):
         """The parts back in the form the user passed (``state`` is the original argument)."""
