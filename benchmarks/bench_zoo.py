@@ -151,13 +151,13 @@ def user_scan(c, unroll):
     return jax.jit(run)
 
 
-def tpjax_run(c):
+def tpjax_run(c, **kw):
     V, dt, steps = c["V"], c["dt"], c["steps"]
     if c["flat"]:
         H = lambda q, p: jnp.sum(0.5 * p**2) + jnp.sum(V(q))
-        return jax.jit(lambda q, p: tuple(tpjax.integrate(H, (q, p), dt=dt, steps=steps)))
+        return jax.jit(lambda q, p: tuple(tpjax.integrate(H, (q, p), dt=dt, steps=steps, **kw)))
     H = lambda q, p: kinetic(p) + V(q)
-    return jax.jit(jax.vmap(lambda q, p: tuple(tpjax.integrate(H, (q, p), dt=dt, steps=steps))))
+    return jax.jit(jax.vmap(lambda q, p: tuple(tpjax.integrate(H, (q, p), dt=dt, steps=steps, **kw))))
 
 
 def pallas_run(c, block=256, interpret=False):
@@ -267,6 +267,7 @@ def bench(c, scale):
     if c["grad"]:
         row["g_user"] = attempt(grad_of(user_scan(c, 10)), q, p)
         row["g_tpjax"] = attempt(grad_of(tpjax_run(c)), q, p)
+        row["g_rev"] = attempt(grad_of(tpjax_run(c, adjoint="reversible")), q, p)
     return row
 
 
@@ -286,7 +287,8 @@ def table(rows):
         ratio = f"**{best / r['tpjax']:.2f}x**" if best and isinstance(r["tpjax"], float) else "-"
         lines.append(f"| {r['case']} | {r['n']} x {r['steps']} | " + " | ".join(fmt(r[k]) for k in
                      ("u1", "u10", "u50", "pallas", "diffrax", "tpjax")) + f" | {ratio} | {r['peak']} | "
-                     f"{fmt(r.get('g_user', '-'))} | {fmt(r.get('g_tpjax', '-'))} |")  # fmt: skip
+                     f"{fmt(r.get('g_user', '-'))} | {fmt(r.get('g_tpjax', '-'))} | "
+                     f"{fmt(r.get('g_rev', '-'))} |")  # fmt: skip
     return "\n".join(lines)
 
 
