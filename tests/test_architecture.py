@@ -211,3 +211,16 @@ def test_default_path_honours_the_adjoint_argument():
     ref = jax.grad(loss)(q, "direct")
     for how in ("reversible", "checkpointed", None):
         np.testing.assert_allclose(jax.grad(loss)(q, how), ref, rtol=1e-5)
+
+
+def test_debug_level_3_prints_the_generated_kernel_on_a_plain_compile():
+    import os
+    import subprocess
+    import sys
+
+    code = ("import jax.numpy as jnp, tpjax\n"
+            "tpjax.compile(lambda q, p: 0.5 * p**2 - jnp.cos(q), (jnp.float32(1.0), jnp.float32(0.0)))\n")  # fmt: skip
+    env = dict(os.environ, TPJAX_DEBUG="3", JAX_PLATFORMS="cpu")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "[tpjax] generated code" in out.stderr and "@triton.jit" in out.stderr

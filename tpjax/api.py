@@ -28,6 +28,7 @@ def compile(H: Callable, state, *, method=None, structure="canonical", precision
     """
     if not callable(H):
         raise TypeError(f"H must be a callable H(q, p) -> scalar, got {type(H).__name__}")
+    _debug_hooks()
     st = resolve(structure)
     parts = st.check_state(state)
     H = st.wrap_hamiltonian(H, state)  # e.g. pytree q, p: H of the raveled vectors
@@ -40,6 +41,14 @@ def compile(H: Callable, state, *, method=None, structure="canonical", precision
     st.check(comp.traced)
     integ.check(comp)
     return comp
+
+
+def _debug_hooks() -> None:
+    """TPJAX_DEBUG=3: register the Triton generator's hook, so a plain compile prints the generated kernel."""
+    import os
+
+    if int(os.environ.get("TPJAX_DEBUG", "0") or 0) >= 3:
+        from .codegen import triton  # noqa: F401  (importing it registers the hook)
 
 
 def _prepare(H, state, dt, steps, method, structure, precision):
