@@ -19,7 +19,9 @@ benchmarks/bench_grad.py --memory). Cost when nothing fails: the plain reversibl
 per segment; a failing segment costs about 2 more sweeps of it (K/32 more if its sub-segments fail too).
 Under `jax.vmap` (of the solve or around `jax.grad`: `reversible.backward_p` batches by vmapping the step)
 the batch is one system, the error a max over it and `lax.cond` a real branch: one member failing replays
-that segment for the whole batch.
+that segment for the whole batch. Inside `jax.shard_map` likewise: the error is a `pmax` over the manual axes
+the state varies over, so every shard takes the same branch, and a replicated parameter's cotangent stays
+non-varying (the step's vjp psums it each step, as in `loops.backward`).
 """
 
 import jax
