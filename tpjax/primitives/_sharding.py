@@ -18,7 +18,9 @@ whole-run primitives (a fused ensemble run, the reversible tangent), whose outpu
 Values, for the loops and the op wrappers: ``same_axes(*operands)`` casts a primitive's operands to vary
 over the same manual axes (what jax.lax does for its own ops, so transposes return cotangents of their
 operands' types); ``vary(tree, axes)`` and ``axes_of(*trees)`` make a loop carry started from a constant
-vary like the state it meets; ``on_mesh(tree)`` puts mesh-less constants on an Explicit context mesh.
+vary like the state it meets; ``on_mesh(tree)`` puts mesh-less constants on an Explicit context mesh;
+``cast_like(x, ref)`` gives a cotangent or zeros buffer its state's exact type, and ``shard_axis`` lays a
+broadcast batch dim out like the batched operands'.
 """
 
 from __future__ import annotations
