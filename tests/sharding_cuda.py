@@ -43,8 +43,10 @@ def kernel_operand_sizes(text: str) -> list[int]:
     sizes = []
     for line in text.splitlines():
         if "triton_kernel_call" in line and "custom_call" in line:
-            sig = line.split(":", 1)[-1]
-            sizes += [int(m) for m in re.findall(r"tensor<(\d+)(?:x\d+)*xf32>", sig.split("->")[0])]
+            # the op's type is the line's tail "} : (operands) -> results"; the escaped backend_config blob
+            # before it can hold any bytes, "->" and ":" included
+            sig = line.rsplit("} : ", 1)[-1]
+            sizes += [int(m) for m in re.findall(r"tensor<(\d+)(?:x\d+)*xf32>", sig.rsplit("->", 1)[0])]
     return sizes
 
 

@@ -19,14 +19,16 @@ benchmarks/bench_grad.py --memory). Cost when nothing fails: the plain reversibl
 per segment; a failing segment costs about 2 more sweeps of it (K/32 more if its sub-segments fail too).
 Under `jax.vmap` (of the solve or around `jax.grad`: `reversible.backward_p` batches by vmapping the step)
 the batch is one system, the error a max over it and `lax.cond` a real branch: one member failing replays
-that segment for the whole batch.
+that segment for the whole batch. Inside `jax.shard_map` likewise: the error is a `pmax` over the manual axes
+the state varies over, so every shard takes the same branch, and a replicated parameter's cotangent stays
+non-varying (the step's vjp psums it each step, as in `loops.backward`).
 """
 
 import jax
 import jax.numpy as jnp
 from jax import lax
 
-from ..primitives._sharding import on_mesh
+from ..primitives._sharding import axes_of, cast_like
 from .loops import carry_like
 
 tree_map = jax.tree_util.tree_map
@@ -134,7 +136,10 @@ class Backward:
             if n == 1:  # one step: the vjp at the true start is exact and as cheap as the check
                 return self.pull(carry, z_start, s + 1, end)
             z_rec, rev = self.reversible(carry, z_end, s, n, end)
-            ok = rel_error(z_rec, z_start) <= self.tol  # False for NaN
+            err = rel_error(z_rec, z_start)
+            axes = tuple(sorted(axes_of(z_rec, z_start)))  # inside shard_map: one decision for all shards,
+            err = lax.pmax(err, axes) if axes else err  # so the branch and its outputs' types are not varying
+            ok = err <= self.tol  # False for NaN
             return lax.cond(ok, lambda: rev, lambda: fallback(carry, z_start, s, n, end))
 
         return segment
@@ -149,7 +154,7 @@ class Backward:
 
     def anchors(self, z_start, s, slots, k, end):
         """Forward from z_s; slot j holds z_{min(s + (j + 1) k, end)}."""
-        buf = carry_like([jnp.zeros((slots, *x.shape), x.dtype) for x in z_start], z_start)
+        buf = [cast_like(jnp.zeros((slots, *x.shape), x.dtype), x, lead=1) for x in z_start]
         n = slots * k
 
         def body(c, _):
@@ -183,7 +188,13 @@ def backward(step, params, z0, dt, ct_zT, ct_saved, *, steps, save_every, anchor
     """Guarded reverse pass (module docstring). Returns (ct_z0, [ct_param for wanted leaves], ct_dt or None)."""
     bw = Backward(step, params, dt, ct_saved, save_every=save_every, want_p=want_p, want_dt=want_dt, tol=tol)
     end = steps if steps % every else None  # None: no piece runs past `steps`, no masking
-    z0, ct_zT, anchors_ = carry_like((list(z0), list(ct_zT), list(anchors_)), params, dt, ct_saved)
-    carry = (ct_zT, on_mesh(tree_map(jnp.zeros_like, bw.wanted)), on_mesh(jnp.zeros_like(dt)))
+    z0 = carry_like(list(z0), params, dt, ct_zT, ct_saved)
+    # cotangents and anchors typed like the state (an unbatched zero cotangent broadcast by the batching
+    # rule is replicated); accumulators like their parameter (jax.vjp of the step returns that type)
+    ct_zT = [cast_like(c, z) for c, z in zip(ct_zT, z0, strict=True)]
+    anchors_ = [cast_like(a, z, lead=1) for a, z in zip(anchors_, z0, strict=True)]
+    if ct_saved is not None:
+        bw.ct_saved = [cast_like(c, z, lead=1) for c, z in zip(ct_saved, z0, strict=True)]
+    carry = (ct_zT, [cast_like(jnp.zeros_like(p), p) for p in bw.wanted], cast_like(jnp.zeros_like(dt), dt))
     a, gp, gdt = over_segments(bw.checked(bw.replay), carry, list(z0), list(anchors_), 0, every, end)
     return a, gp, (gdt if want_dt else None)

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from ..primitives._sharding import axes_of, on_mesh, vary
+from ..primitives._sharding import axes_of, cast_like, on_mesh, vary
 
 tree_map = jax.tree_util.tree_map
 
@@ -80,7 +80,7 @@ def forward_anchored(step, params, z0, dt, steps, save_every, every):
     block = save_every or steps
     slots = -(-steps // every)
     z0 = carry_like(z0, params, dt)
-    anchors = carry_like(tree_map(lambda x: jnp.zeros((slots, *x.shape), x.dtype), z0), z0)
+    anchors = tree_map(lambda x: cast_like(jnp.zeros((slots, *x.shape), x.dtype), x, lead=1), z0)  # z0's layout
 
     def inner(carry, _):  # m: index of the state this step produces (a counter: no O(steps) index array)
         z, buf, m = carry

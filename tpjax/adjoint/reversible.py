@@ -27,7 +27,7 @@ from jax.custom_derivatives import SymbolicZero
 from jax.extend.core import Primitive
 from jax.interpreters import ad, batching, mlir
 
-from ..primitives._sharding import like
+from ..primitives._sharding import batch_entry, like, shard_axis
 from . import guarded, loops
 
 
@@ -226,8 +226,10 @@ def _bwd_impl(*ops, cfg):
 def _bwd_abstract_eval(*avals, cfg):
     z0, _, _, params, dt = cfg.split_res(avals[: cfg.n_res])
     wanted = [p for p, w in zip(params, cfg.lin_mask[cfg.nz : -1], strict=True) if w]
-    # laid out like each operand (a mesh sharding, shard_map's manual axes), as the cotangents must be
-    return [like(a, avals) for a in [*z0, *wanted, *([dt] if cfg.lin_mask[-1] else [])]]
+    # Each cotangent has exactly its primal's type (mesh sharding, shard_map's manual axes): the state's
+    # varies like the whole run; a parameter's or dt's does not gain the state's manual axes (a replicated
+    # parameter inside shard_map gets a psum-ed, non-varying cotangent, as from jax.vjp of the step).
+    return [like(a, avals) for a in z0] + [like(a) for a in [*wanted, *([dt] if cfg.lin_mask[-1] else [])]]
 
 
 def _bwd_jvp(primals, tangents, *, cfg):
@@ -243,6 +245,10 @@ def _bwd_batch(args, dims, *, cfg):
     if cfg.save_every:
         stacked |= set(range(cfg.n_res + nz, cfg.n_res + 2 * nz))  # saved-state cotangents
     new = [_put(x, d, size, 1 if i in stacked else 0) for i, (x, d) in enumerate(zip(args, dims, strict=True))]
+    # vmap over an Explicit mesh axis: an operand broadcast to the batch is split like the batched ones
+    entry = next((batch_entry(x, d) for x, d in zip(args, dims, strict=True) if d is not None), None)
+    new = [x if d is not None else shard_axis(x, 1 if i in stacked else 0, entry)
+           for i, (x, d) in enumerate(zip(new, dims, strict=True))]  # fmt: skip
     step = _VmappedStep(cfg.step, (0,) * cfg.npar, 0)
     out = backward_p.bind(*new, cfg=dataclasses.replace(cfg, step=step))
     return out, [0] * len(out)

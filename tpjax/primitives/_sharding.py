@@ -18,7 +18,9 @@ whole-run primitives (a fused ensemble run, the reversible tangent), whose outpu
 Values, for the loops and the op wrappers: ``same_axes(*operands)`` casts a primitive's operands to vary
 over the same manual axes (what jax.lax does for its own ops, so transposes return cotangents of their
 operands' types); ``vary(tree, axes)`` and ``axes_of(*trees)`` make a loop carry started from a constant
-vary like the state it meets; ``on_mesh(tree)`` puts mesh-less constants on an Explicit context mesh.
+vary like the state it meets; ``on_mesh(tree)`` puts mesh-less constants on an Explicit context mesh;
+``cast_like(x, ref)`` gives a cotangent or zeros buffer its state's exact type, and ``shard_axis`` lays a
+broadcast batch dim out like the batched operands'.
 """
 
 from __future__ import annotations
@@ -141,3 +143,46 @@ def on_mesh(tree):
         return jax.sharding.reshard(x, P(*(None,) * jax.numpy.ndim(x)))
 
     return jax.tree_util.tree_map(one, tree)
+
+
+def cast_like(x, ref, lead: int = 0):
+    """The value ``x`` laid out like ``ref``: on an Explicit context mesh resharded to ``ref``'s spec (after
+    ``lead`` unsharded leading dims, e.g. an anchor or save axis), and varying over ``ref``'s manual axes.
+    A cotangent or a buffer built from zeros (or broadcast from an unbatched operand) gets its state's type,
+    which ``jax.vjp`` and a scan carry require exactly. A no-op without a mesh."""
+    from jax.sharding import AxisType
+
+    mesh = jax.sharding.get_abstract_mesh()
+    r = jax.typeof(ref)
+    if not mesh.empty and AxisType.Explicit in mesh.axis_types:  # a mesh-less ref: replicated (on_mesh)
+        own_ref = tuple(r.sharding.spec) if mesh_of(r) is not None else ()
+        spec = ((None,) * lead + own_ref + (None,) * jax.numpy.ndim(x))[: jax.numpy.ndim(x)]
+        own = tuple(jax.typeof(x).sharding.spec) if mesh_of(jax.typeof(x)) is not None else None
+        if own != spec:
+            x = jax.sharding.reshard(x, P(*spec))
+    return vary(x, axes_of(ref))
+
+
+def shard_axis(x, axis: int, entry):
+    """``x`` with its dim ``axis`` split like a batch dim whose spec entry is ``entry`` (Explicit context
+    mesh only; other dims keep theirs): an unbatched operand broadcast to the batch size by a batching rule
+    is laid out like the batched ones, as ``jax.vmap`` requires of the operands it maps together."""
+    from jax.sharding import AxisType
+
+    mesh = jax.sharding.get_abstract_mesh()
+    if entry is None or mesh.empty or AxisType.Explicit not in mesh.axis_types:
+        return x
+    a = jax.typeof(x)
+    spec = list(a.sharding.spec) + [None] * (a.ndim - len(a.sharding.spec)) if mesh_of(a) else [None] * a.ndim
+    if spec[axis] == entry:
+        return x
+    spec[axis] = entry
+    return jax.sharding.reshard(x, P(*spec))
+
+
+def batch_entry(x, d):
+    """The spec entry (mesh axes, or None) of ``x``'s dim ``d`` in its type."""
+    a = jax.typeof(x)
+    if d is None or mesh_of(a) is None or d >= len(a.sharding.spec):
+        return None
+    return a.sharding.spec[d]
