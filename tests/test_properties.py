@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tpjax
-from tpjax.api import _inputs
+from tpjax.integrators.stepper import program_inputs as _inputs
 from tpjax.codegen import reference
 from tpjax.ir import parse, to_text
 
