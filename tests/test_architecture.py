@@ -150,7 +150,7 @@ def test_so3_trajectory_saves_what_integrate_returns():
     L0 = jnp.array([1.0, 0.1, 0.5])
     sol = tpjax.trajectory(RB_H, L0, dt=0.01, steps=40, save_every=10, structure="so3", method="rigid_body4")
     L1 = tpjax.integrate(RB_H, L0, dt=0.01, steps=40, structure="so3", method="rigid_body4")
-    np.testing.assert_array_equal(sol.states[-1], L1)
+    np.testing.assert_allclose(sol.states[-1], L1, rtol=1e-6)  # XLA loop vs the kernel primitive's reference
     np.testing.assert_allclose(sol.casimirs, jnp.sum(sol.states**2, axis=-1), rtol=1e-6)
 
 
@@ -197,7 +197,7 @@ def test_default_integrate_cross_lowers_to_the_fused_kernel_for_cuda():
     cpu = jax.jit(f).lower(q, q).as_text()  # the CPU lowering of the same call is the XLA loop
     assert "triton_kernel_call" not in cpu and "while" in cpu
     ref = jax.vmap(lambda a, b: tpjax.integrate(H, (a, b), dt=0.01, steps=50, backend="xla"))(q, q)
-    np.testing.assert_array_equal(f(q, q)[0], ref[0])
+    np.testing.assert_allclose(f(q, q)[0], ref[0], rtol=1e-6)  # the same ops; XLA may fuse them differently
 
 
 def test_default_path_honours_the_adjoint_argument():

@@ -20,6 +20,7 @@ from tpjax.ir.elem_table import ELEM
 from tpjax.ir.node import Instr, Program
 from tpjax.ir.ops import Op
 from tpjax.passes.simplify import simplify
+from tpjax.structures import resolve
 
 jax.config.update("jax_enable_x64", True)
 
@@ -73,7 +74,7 @@ def test_frontend_lowers_the_jaxpr_name(jax_name):
     q = jnp.asarray(X)
     jaxpr = jax.make_jaxpr(H)(q, q)
     assert jax_name in {e.primitive.name for e in jaxpr.eqns}
-    tr = trace(H, (q, jnp.asarray(Y)), "canonical")
+    tr = trace(H, (q, jnp.asarray(Y)), resolve("canonical"))
     fwd = tpjax.compile(H, (q, jnp.asarray(Y)), method="implicit_midpoint").source
     assert any(i.op is Op.ELEM and i.attr("func") == func for i in fwd.instrs), fwd
     assert fwd.fully_tpir and tr.grads  # no OPAQUE fallback, forward or backward

@@ -16,8 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tpjax
-from tpjax.integrators.stepper import program_inputs as _inputs
 from tpjax.codegen import reference
+from tpjax.integrators.stepper import program_inputs as _inputs
 from tpjax.ir import parse, to_text
 
 jax.config.update("jax_enable_x64", True)

@@ -9,6 +9,7 @@ from jax import lax
 import tpjax
 from tpjax.frontend import dependency
 from tpjax.frontend.trace import trace
+from tpjax.structures import resolve
 
 jax.config.update("jax_enable_x64", True)
 
@@ -99,10 +100,10 @@ def test_nonseparable_refused(name):
 
 def test_dependency_is_elementwise_exact_on_windows():
     q0, p0 = _state()
-    tr = trace(lambda q, p: jnp.sum(jnp.concatenate([p, q]) ** 2), (q0, p0), "canonical")
+    tr = trace(lambda q, p: jnp.sum(jnp.concatenate([p, q]) ** 2), (q0, p0), resolve("canonical"))
     assert not tr.depends(0, 1) and not tr.depends(1, 0)  # the concatenation's windows do not mix
     assert tr.depends(0, 0) and tr.depends(1, 1)
-    tr = trace(lambda q, p: jnp.sum(jnp.concatenate([p, q]) ** 2) ** 2, (q0, p0), "canonical")
+    tr = trace(lambda q, p: jnp.sum(jnp.concatenate([p, q]) ** 2) ** 2, (q0, p0), resolve("canonical"))
     assert tr.depends(0, 1) and tr.depends(1, 0)
 
 

@@ -133,7 +133,7 @@ def integrate(H: Callable, state, *, dt, steps: int, method=None, structure="can
 
     Returns: the final state, same pytree structure, shapes and dtypes as ``state``.
     """
-    plain = progress is False and t0 == 0.0 and not isinstance(state, Solution)
+    plain = progress is False and type(t0) in (int, float) and t0 == 0.0 and not isinstance(state, Solution)
     static = dict(steps=steps, method=method, structure=structure, adjoint=adjoint, reanchor=reanchor,
                   backend=backend, fast_math=fast_math, precision=precision, check=check)  # fmt: skip
     if plain and (out := cache.cached_call(integrate, compile, H, state, dt, static)) is not cache.MISS:

@@ -105,6 +105,7 @@ def _reference(q, p, dt, *consts, comp, steps, fast_math, save_every, adjoint="g
                          reanchor=reanchor, unroll=unroll)  # fmt: skip
         return z[0], z[1], saved[0], saved[1]
 
+    q, p = jnp.asarray(q), jnp.asarray(p)  # (a Python-number state arrives here as a typed float under jvp)
     sys_shape = _system_shape(comp, q, p)
     qs, ps = q.reshape(-1, *sys_shape), p.reshape(-1, *sys_shape)  # (N, *system shape)
     if save_every is None:

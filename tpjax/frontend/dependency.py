@@ -53,6 +53,8 @@ def depends(closed, seed: int, known: Mapping[int, Any] | None = None) -> bool:
     ``known`` maps input positions to concrete values (constants of H), used to evaluate indices.
     """
     jaxpr = closed.jaxpr
+    if _largest(jaxpr) > _MAX_MASK:  # element masks would not fit: the variable-level (coarser) analysis
+        return _reaches(jaxpr, {jaxpr.invars[seed]})
     masks = [np.zeros(v.aval.shape, bool) for v in jaxpr.invars]
     masks[seed] = np.ones(jaxpr.invars[seed].aval.shape, bool)
     values = {v: _concrete(x) for v, x in zip(jaxpr.constvars, closed.consts, strict=True)}
@@ -61,6 +63,24 @@ def depends(closed, seed: int, known: Mapping[int, Any] | None = None) -> bool:
     with jax.ensure_compile_time_eval():  # masks and indices are concrete, even when H is traced under jit
         outs = _run(jaxpr, masks, values)
     return any(bool(m.any()) for m in outs)
+
+
+_MAX_MASK = 1 << 24  # elements: above this an element mask per value would cost too much memory
+
+
+def _largest(jaxpr) -> int:
+    avals = [v.aval for v in jaxpr.invars] + [v.aval for e in jaxpr.eqns for v in e.outvars]
+    return max((int(np.prod(getattr(a, "shape", ()), dtype=np.int64)) for a in avals), default=0)
+
+
+def _reaches(jaxpr, dep: set) -> bool:
+    """Variable-level dependency: an equation with a dependent input makes all its outputs dependent
+    (conservative: it never misses a dependency, but cannot see which elements of an array carry one)."""
+    dep = set(dep)
+    for eqn in jaxpr.eqns:
+        if any(not isinstance(v, jax.extend.core.Literal) and v in dep for v in eqn.invars):
+            dep.update(eqn.outvars)
+    return any(not isinstance(v, jax.extend.core.Literal) and v in dep for v in jaxpr.outvars)
 
 
 def _concrete(x):

@@ -136,10 +136,14 @@ def inertia_from_energy(energy, dtype, concrete: bool = True) -> Array:
     from .._compat import eval_context
 
     hessian = jax.jit(jax.hessian(energy))  # one compile, not op-by-op dispatch
+    h = None
     if concrete:  # H's constants are concrete: get concrete moments, also inside an outer jit
-        with eval_context():
-            h = jnp.diagonal(hessian(jnp.zeros(3, dtype)))
-    else:
+        try:
+            with eval_context():
+                h = jnp.diagonal(hessian(jnp.zeros(3, dtype)))
+        except AssertionError:  # inside shard_map jax cannot evaluate eagerly: use the traced moments
+            h = None
+    if h is None:
         h = jnp.diagonal(hessian(jnp.zeros(3, dtype)))
     if isinstance(h, jax.core.Tracer):  # traced moments: a non-positive one becomes NaN
         return jnp.where(h > 0, 1.0 / jnp.where(h > 0, h, 1.0), jnp.nan)
