@@ -29,7 +29,7 @@ from jax.flatten_util import ravel_pytree
 from .base import AbstractIntegrator
 from .flow import schedule_flow
 from .implicit import SOLVERS, ConvergenceError, MidpointInfo
-from .stepper import Stepper, flow_function
+from .stepper import Stepper, implicit_stepper
 
 
 @functools.cache
@@ -158,19 +158,10 @@ class GaussLegendre(AbstractIntegrator):
         schedule_flow(b, tr, regs, const_regs)
 
     def stepper(self, comp) -> Stepper:
-        def step(params, z, dt):
-            z1, info = gauss_step(flow_function(comp, params), tuple(z), dt, self.stages, tol=self.tol,
-                                  max_iter=self.max_iter, solver=self.solver)  # fmt: skip
-            return tuple(jnp.where(info.converged, a, jnp.nan) for a in z1)
+        def solve(flow, z, dt):
+            return gauss_step(flow, z, dt, self.stages, tol=self.tol, max_iter=self.max_iter, solver=self.solver)
 
-        return Stepper(step, tuple(comp.consts), lambda params, parts: tuple(parts), len(comp.structure.ptrs),
-                       self._check_converged)  # fmt: skip
-
-    def _check_converged(self, z, dt) -> None:
-        if any(isinstance(a, jax.core.Tracer) for a in z) or isinstance(dt, jax.core.Tracer):
-            return
-        if not all(bool(jnp.all(jnp.isfinite(a))) for a in z):
-            raise GaussConvergenceError(float(dt), self.max_iter)
+        return implicit_stepper(comp, solve, GaussConvergenceError, self.max_iter)
 
 
 GAUSS4 = GaussLegendre(stages=2)

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 
-import jax
-import jax.numpy as jnp
-
 from .base import AbstractIntegrator
 from .flow import schedule_flow
-from .stepper import Stepper, flow_function
+from .stepper import Stepper, implicit_stepper
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,23 +33,12 @@ class ImplicitMidpoint(AbstractIntegrator):
         schedule_flow(b, tr, regs, const_regs)
 
     def stepper(self, comp) -> Stepper:
-        from .implicit import implicit_midpoint_step
+        from .implicit import ConvergenceError, implicit_midpoint_step
 
-        def step(params, z, dt):
-            z1, info = implicit_midpoint_step(flow_function(comp, params), z, dt, tol=self.tol,
-                                              max_iter=self.max_iter, solver=self.solver)  # fmt: skip
-            return tuple(jnp.where(info.converged, a, jnp.nan) for a in z1)
+        def solve(flow, z, dt):
+            return implicit_midpoint_step(flow, z, dt, tol=self.tol, max_iter=self.max_iter, solver=self.solver)
 
-        return Stepper(step, tuple(comp.consts), lambda params, parts: tuple(parts), len(comp.structure.ptrs),
-                       self._check_converged)  # fmt: skip
-
-    def _check_converged(self, z, dt) -> None:
-        if any(isinstance(a, jax.core.Tracer) for a in z) or isinstance(dt, jax.core.Tracer):
-            return
-        if not all(bool(jnp.all(jnp.isfinite(a))) for a in z):
-            from .implicit import ConvergenceError
-
-            raise ConvergenceError(float(dt), self.max_iter)
+        return implicit_stepper(comp, solve, ConvergenceError, self.max_iter)
 
 
 IMPLICIT_MIDPOINT = ImplicitMidpoint()

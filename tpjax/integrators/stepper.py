@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
+import jax
 import jax.numpy as jnp
 
 from ..codegen import reference
@@ -67,3 +68,20 @@ def flow_function(comp, params):
         return tuple(out[f"ptr_flow{k}"] for k in range(n))
 
     return flow
+
+
+def implicit_stepper(comp, solve, error, max_iter: int) -> Stepper:
+    """The Stepper of an implicit method on comp's flow: ``solve(flow, z, dt) -> (z1, info)``; a step whose
+    solve did not converge yields NaN, and the eager check raises ``error(dt, max_iter)`` (a ConvergenceError)."""
+
+    def step(params, z, dt):
+        z1, info = solve(flow_function(comp, params), tuple(z), dt)
+        return tuple(jnp.where(info.converged, a, jnp.nan) for a in z1)
+
+    def check(z, dt) -> None:
+        if any(isinstance(a, jax.core.Tracer) for a in z) or isinstance(dt, jax.core.Tracer):
+            return
+        if not all(bool(jnp.all(jnp.isfinite(a))) for a in z):
+            raise error(float(dt), max_iter)
+
+    return Stepper(step, tuple(comp.consts), lambda params, parts: tuple(parts), len(comp.structure.ptrs), check)
