@@ -224,3 +224,12 @@ def test_debug_level_3_prints_the_generated_kernel_on_a_plain_compile():
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "[tpjax] generated code" in out.stderr and "@triton.jit" in out.stderr
+
+
+def test_a_J_skew_only_at_the_start_reports_the_structure_not_just_the_solver():
+    from tpjax.integrators.implicit import ConvergenceError
+
+    z0 = jnp.array([1.0, 0.0])
+    J = lambda z: jnp.array([[0.0, 1.0], [-1.0 + (z[1] - z0[1]), 0.0]])  # skew at z0 only
+    with pytest.raises(ConvergenceError, match="not skew-symmetric at a state the run reached"):
+        tpjax.integrate(lambda z: 0.5 * jnp.sum(z**2), z0, dt=0.1, steps=20, structure=J)

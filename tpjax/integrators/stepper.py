@@ -82,6 +82,10 @@ def implicit_stepper(comp, solve, error, max_iter: int) -> Stepper:
         if any(isinstance(a, jax.core.Tracer) for a in z) or isinstance(dt, jax.core.Tracer):
             return
         if not all(bool(jnp.all(jnp.isfinite(a))) for a in z):
-            raise error(float(dt), max_iter)
+            e = error(float(dt), max_iter)
+            hint = comp.structure.nan_hint(comp.traced)
+            if hint:
+                e.args = (f"{e.args[0]} {hint}",)
+            raise e
 
     return Stepper(step, tuple(comp.consts), lambda params, parts: tuple(parts), len(comp.structure.ptrs), check)

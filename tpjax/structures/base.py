@@ -70,6 +70,10 @@ class AbstractStructure(abc.ABC):
     def check(self, tr) -> None:  # noqa: B027 (a hook: most structures need no check)
         """Checks that need the traced H (e.g. that a user's J is skew); raise a clear error on failure."""
 
+    def nan_hint(self, tr) -> str | None:
+        """Another reason a run of this structure can end in NaN (appended to a solver's error), or None."""
+        return None
+
     def __str__(self) -> str:
         return self.name
 

@@ -45,6 +45,13 @@ class Poisson(AbstractStructure):
         consts = [None if isinstance(c, jax.core.Tracer) else np.asarray(c) for c in closed.consts]
         return proven_skew(closed.jaxpr, consts, tuple(aval.shape), _rtol(aval.dtype))
 
+    def nan_hint(self, tr) -> str | None:
+        if self.proven_skew(tr.avals[0]):
+            return None
+        return ("Or: structure J(z) is not skew-symmetric at a state the run reached. tpjax could not prove "
+                "J + J^T = 0 from J's jaxpr, so it checks J at run time and the flow is NaN where the check "
+                "fails; build J from skew parts (e.g. (A - A.T) / 2 or hat(v)).")  # fmt: skip
+
     def emit_flow(self, b, tr, grads, regs):
         from ..frontend.from_jaxpr import lower_jaxpr
         from ..ir.ops import Op
