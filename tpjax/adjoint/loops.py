@@ -72,11 +72,26 @@ def forward(step, params, z0, dt, steps, save_every, runner=run):
     return lax.scan(block, z0, None, length=steps // save_every)
 
 
-def forward_anchored(step, params, z0, dt, steps, save_every, every):
+def forward_anchored(step, params, z0, dt, steps, save_every, every, unroll=1):
     """`forward`, also returning anchors: ceil(steps / every) states, slot j = z_{min((j + 1) every, steps)}.
 
-    Step m writes z_m into slot (m - 1) // every, so the last write to slot j is z_{(j+1) every}: no branch.
+    Without saving: a scan over the anchor segments whose outputs are the anchors, each written once (a
+    buffer carried through every step would be read and written whole per step on a GPU). With saving, step
+    m writes z_m into slot (m - 1) // every, so the last write to slot j is z_{(j+1) every}: no branch.
     """
+    if save_every is None:
+        z = carry_like(z0, params, dt)
+        full, rem = divmod(steps, every)
+
+        def segment(z, _):
+            z = run(step, params, z, dt, every, unroll)
+            return z, z
+
+        z, anchors = lax.scan(segment, z, None, length=full)
+        if rem:
+            z = run(step, params, z, dt, rem, unroll)
+            anchors = tree_map(lambda a, x: jnp.concatenate([a, x[None]]), anchors, z)
+        return z, None, anchors
     block = save_every or steps
     slots = -(-steps // every)
     z0 = carry_like(z0, params, dt)

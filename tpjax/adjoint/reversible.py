@@ -72,7 +72,9 @@ def _reversible_solve_jvp(cfg, primals, tangents):
     params, z0, dt = primals
     tp, tz0, tdt = tangents
     if cfg.every:
-        zT, saved, anchors = loops.forward_anchored(cfg.step, params, z0, dt, cfg.steps, cfg.save_every, cfg.every)
+        zT, saved, anchors = loops.forward_anchored(
+            cfg.step, params, z0, dt, cfg.steps, cfg.save_every, cfg.every, cfg.unroll
+        )
     else:
         (zT, saved), anchors = loops.forward(cfg.step, params, z0, dt, cfg.steps, cfg.save_every), []
     saved = saved if cfg.save_every else []
