@@ -33,6 +33,10 @@ def cases(group: str) -> list[str]:
 
     if group == "rigid_body":
         return [f"rigid_body-order{o}-{d}" for o in (2, 4) for d in TOL]
+    if group == "shapes":
+        from tests.hamiltonians import KERNEL_ZOO
+
+        return [f"{name}-{m}-{d}-{v}" for name, m, d in _shape_todo(KERNEL_ZOO) for v in ("plain", "save")]
     out = [f"{name}-leapfrog-{d}-{v}" for name in ZOO for d in TOL for v in ("plain", "save")]
     return out + [f"pendulum-{m}-float64-{v}" for m in explicit_methods() if m != "leapfrog" for v in ("plain", "save")]
 
@@ -137,23 +141,38 @@ def _systems(q0, p0, rng):
     return q0 + dq, p0 + dp
 
 
+def _shape_todo(zoo) -> list[tuple[str, str, str]]:
+    return [(n, "leapfrog", d) for n in zoo for d in TOL] + [("lennard_jones", "yoshida4", "float64")]
+
+
 def run_generated(results: dict) -> None:
+    from tests.hamiltonians import ZOO
+
+    todo = [(n, "leapfrog", d) for n in ZOO for d in TOL] + [("pendulum", m, "float64") for m in explicit_methods()]
+    _run(ZOO, dict.fromkeys(todo), results)
+
+
+def run_shapes(results: dict) -> None:
+    from tests.hamiltonians import KERNEL_ZOO
+
+    _run(KERNEL_ZOO, _shape_todo(KERNEL_ZOO), results)
+
+
+def _run(zoo, todo, results: dict) -> None:
     import jax
     import jax.numpy as jnp
 
     import tpjax
-    from tests.hamiltonians import ZOO
     from tpjax.codegen import triton as TG
 
     dt = 0.05
-    todo = [(n, "leapfrog", d) for n in ZOO for d in TOL] + [("pendulum", m, "float64") for m in explicit_methods()]
-    for name, method, dtype in dict.fromkeys(todo):
-        H, state = ZOO[name]
+    for name, method, dtype in todo:
+        H, state = zoo[name]
         q0, p0 = state(getattr(jnp, dtype))
         comp = tpjax.compile(H, (q0, p0), method=method)
         q, p = (x.astype(dtype) for x in _systems(q0, p0, np.random.default_rng(len(results))))
         npd = np.dtype(dtype)
-        cs = [NpArg(np.array([c], npd)) for c in comp.consts]
+        cs = [NpArg(np.asarray(c, npd).reshape(-1)) for c in comp.consts]  # arrays flat, as the launcher
         dtv = NpArg(np.array([dt], npd))
         grid = ((N_SYSTEMS + BLOCK - 1) // BLOCK,)
         oq, op = np.zeros_like(q), np.zeros_like(p)
@@ -204,7 +223,7 @@ def main(group: str) -> None:
     _patch_index()
     _patch_libdevice()
     results: dict = {}
-    {"generated": run_generated, "rigid_body": run_rigid_body}[group](results)
+    {"generated": run_generated, "rigid_body": run_rigid_body, "shapes": run_shapes}[group](results)
     print(json.dumps(results))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import jax.numpy as jnp
+import numpy as np
 
 
 def harmonic(q, p):
@@ -40,4 +41,52 @@ ZOO = {
     "kepler": (kepler, lambda dt=jnp.float64: _state([0.5, 0.0], [0.0, 1.63], dt)),  # e = 0.33
     "henon_heiles": (henon_heiles, lambda dt=jnp.float64: _state([0.1, -0.2], [0.3, 0.1], dt)),
     "fpu": (fpu, lambda dt=jnp.float64: _state(jnp.sin(jnp.arange(1, 9) * 0.4), jnp.zeros(8), dt)),
+}
+
+
+# ---- workloads beyond vectors of d <= 16: matrices of particles, masks, index arrays, dense layers ----------
+def lennard_jones(q, p, rc=1.6):
+    """n atoms in 2D (q: (n, 2)) through a distance matrix, the 12-6 potential cut off at rc (a mask)."""
+    n = q.shape[0]
+    d = q[:, None, :] - q[None, :, :]
+    r2 = jnp.sum(d**2, axis=-1) + jnp.eye(n, dtype=q.dtype)
+    inv6 = 1.0 / r2**3
+    mask = (r2 < rc**2) & ~jnp.eye(n, dtype=bool)
+    return 0.5 * jnp.sum(p**2) + 0.5 * jnp.sum(jnp.where(mask, 4.0 * (inv6**2 - inv6), 0.0))
+
+
+def gravity(q, p):
+    """n unit masses in 3D (q: (n, 3)), pairs through numpy index arrays (a gather and a scatter-add)."""
+    i, j = np.triu_indices(q.shape[0], 1)
+    return 0.5 * jnp.sum(p**2) - jnp.sum(1.0 / jnp.sqrt(jnp.sum((q[i] - q[j]) ** 2, axis=-1) + 1e-3))
+
+
+def mlp_potential(width=8, d=3):
+    """A separable H whose potential is a small tanh network (weights: array parameters of H)."""
+    rng = np.random.default_rng(3)
+    W, w = rng.standard_normal((d, width)) / np.sqrt(d), rng.standard_normal(width) / np.sqrt(width)
+
+    def H(q, p):
+        return 0.5 * jnp.sum(p**2) + jnp.dot(jnp.tanh(q @ W.astype(q.dtype)), w.astype(q.dtype)) + 0.5 * jnp.sum(q**2)
+
+    return H
+
+
+def relu_well(q, p):
+    """A piecewise potential through jnp.maximum (its gradient selects on a comparison)."""
+    return 0.5 * jnp.sum(p**2) + jnp.sum(jnp.maximum(q, 0.0) ** 2 + 0.1 * q**2)
+
+
+#: kernels for the shapes and ops the fused kernel unrolls beyond () and (d <= 16,) states.
+KERNEL_ZOO = {
+    "lennard_jones": (
+        lennard_jones,
+        lambda dt=jnp.float64: _state(
+            [[0, 0], [1.1, 0], [0, 1.1], [1.1, 1.2]], [[0.1, 0], [0, 0.1], [0, 0], [-0.1, -0.1]], dt
+        ),
+    ),
+    "gravity": (gravity, lambda dt=jnp.float64: _state(np.eye(4, 3) * 2.0, np.roll(np.eye(4, 3), 1, axis=1) * 0.3, dt)),
+    "mlp": (mlp_potential(), lambda dt=jnp.float64: _state([0.3, -0.2, 0.5], [0.1, 0.0, -0.1], dt)),
+    "relu": (relu_well, lambda dt=jnp.float64: _state([0.5, -0.4, 0.05], [0.0, 0.2, -0.3], dt)),
+    "fpu_d24": (fpu, lambda dt=jnp.float64: _state(jnp.sin(jnp.arange(1, 25) * 0.2), jnp.zeros(24), dt)),
 }

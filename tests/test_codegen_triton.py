@@ -171,10 +171,17 @@ def test_opaque_raises_clear_error():
         TG.generate(bad)
 
 
-def test_matrix_state_raises():
-    z = jnp.zeros((3, 3), jnp.float32)  # small vector states are supported (test_codegen_vector.py)
-    comp = tpjax.compile(lambda q, p: jnp.sum(p**2) / 2 - jnp.sum(jnp.cos(q)), (z, z), method="leapfrog")
-    with pytest.raises(NotImplementedError):
+def test_matrix_state_unrolls_row_major():
+    z = jnp.zeros((3, 3), jnp.float32)
+    comp = tpjax.compile(lambda q, p: jnp.sum(p**2) / 2 - jnp.sum(jnp.cos(q @ q.T)), (z, z), method="leapfrog")
+    src = TG.generate(comp)
+    assert "q_ptr + offs * 9 + 8" in src and "q_9" not in src  # nine components, (N, 3, 3) row-major
+
+
+def test_unsupported_opaque_op_names_itself():
+    z = jnp.zeros((4,), jnp.float32)
+    comp = tpjax.compile(lambda q, p: jnp.sum(p**2) / 2 + jnp.sum(jnp.sort(q) * jnp.arange(4.0)), (z, z))
+    with pytest.raises(NotImplementedError, match=r"OPAQUE sort.*XLA path"):
         TG.generate(comp)
 
 

@@ -162,25 +162,38 @@ def test_leading_dims_flatten_and_shape_checked():
         fused_integrate(comp, q.T, p.T, 0.01, (), steps=7)
 
 
-def test_matrix_state_raises_clear_error():
+def test_matrix_state_generates():
     z = jnp.ones((3, 3), jnp.float32)
-    comp = tpjax.compile(lambda q, p: 0.5 * jnp.sum(p**2) + 0.5 * jnp.sum(q**2), (z, z), method="leapfrog")
-    with pytest.raises(NotImplementedError, match=r"\(d,\).*XLA path"):
-        TG.generate(comp)
+    comp = tpjax.compile(lambda q, p: 0.5 * jnp.sum(p**2) + 0.5 * jnp.sum((q @ q) ** 2), (z, z), method="leapfrog")
+    src = TG.generate(comp)
+    assert "p_8 = " in src and "p_9" not in src
 
 
-def test_vector_parameter_raises_clear_error():
+def test_vector_parameter_is_loaded_from_its_array():
     z = jnp.ones((3,), jnp.float32)
     w = jnp.array([1.0, 2.0, 3.0], jnp.float32)
     comp = tpjax.compile(lambda q, p: 0.5 * jnp.sum(p**2) + 0.5 * jnp.sum(w * q**2), (z, z), method="leapfrog")
-    with pytest.raises(NotImplementedError, match="scalar parameters only"):
-        TG.generate(comp)
+    src = TG.generate(comp)
+    assert "tl.load(c0_ptr + 2)" in src and "c0 = tl.load(c0_ptr)" not in src
 
 
-def test_too_large_vector_raises():
-    z = jnp.ones((17,), jnp.float32)
-    comp = tpjax.compile(lambda q, p: 0.5 * jnp.sum(p**2) + 0.5 * jnp.sum(q**2), (z, z), method="leapfrog")
-    with pytest.raises(NotImplementedError, match="1 <= d <= 16"):
+def test_traced_integer_parameter_is_refused():
+    z = jnp.ones((3,), jnp.float32)
+
+    @jax.jit
+    def gen(idx):
+        comp = tpjax.compile(lambda q, p: 0.5 * jnp.sum(p**2) + jnp.sum(q[idx] ** 2), (z, z), method="leapfrog")
+        with pytest.raises(NotImplementedError, match="integer parameter c0 of H is traced"):
+            TG.generate(comp)
+        return idx
+
+    gen(jnp.array([0, 2]))
+
+
+def test_too_large_state_raises():
+    z = jnp.ones((4097,), jnp.float32)
+    comp = tpjax.compile(lambda q, p: 0.5 * jnp.sum(p**2) + 0.5 * jnp.sum(q[1:] * q[:-1]), (z, z), method="leapfrog")
+    with pytest.raises(NotImplementedError, match="up to 4096 elements"):
         TG.generate(comp)
 
 

@@ -49,3 +49,10 @@ def test_generated_kernels_equal_xla():
 
 def test_rigid_body_kernel_equals_reference():
     check("rigid_body", "rigid_body_strang / rigid_body_order4 (relative to |L|)")
+
+
+def test_kernels_of_matrices_masks_index_arrays_and_dense_layers_equal_xla():
+    """Kernels beyond (d <= 16,) states: a Lennard-Jones distance matrix with a cutoff mask (comparisons and
+    select), gravity through numpy index arrays (gather / scatter-add probed), a tanh MLP whose weights are
+    array parameters (dot_general probed bilinear), a relu well (max) and an FPU chain of d = 24."""
+    check("shapes", "tpjax.trajectory(backend='xla')")

@@ -99,7 +99,7 @@ def fused_integrate(comp, q, p, dt, steps: int, *, fast_math: bool = False, bloc
         return q, p, *final
     qf, pf = q.reshape(size), p.reshape(size)
     dtv = jnp.asarray(dt, q.dtype).reshape(())
-    cs = [jnp.asarray(c, q.dtype).reshape(()) for c in (comp.consts if consts is None else consts)]
+    cs = [jnp.asarray(c, q.dtype).reshape(-1) for c in (comp.consts if consts is None else consts)]  # flat
     grid = lambda meta: ((n + meta["BLOCK"] - 1) // meta["BLOCK"],)
     if not save:
         outq, outp = _compat.triton_call(

@@ -13,12 +13,13 @@ import numpy as np
 from ..ir.elem_table import ELEM, LAYOUT_KIND
 from ..ir.node import Instr
 from ..ir.ops import Op
+from . import triton_layout, triton_opaque
 
 _TL_DTYPE = {"f32": "tl.float32", "f64": "tl.float64"}
 _NP_DTYPE = {"f32": np.float32, "f64": np.float64}
 _CARRIED = {"ptr_q": "q", "ptr_p": "p", "ptr_force": "force"}
-#: largest per-system state dimension d (state shape (d,)) the generator unrolls into registers.
-MAX_DIM = 16
+#: largest per-system array (elements) the generator unrolls into registers.
+MAX_COMPONENTS = 4096
 
 #: ELEM functions the emitter computes element by element: the registry's templated ones, ipow and convert.
 _ELEMENTWISE = (*(n for n, f in ELEM.items() if f.triton is not None), "ipow", "convert")
@@ -27,8 +28,11 @@ _ELEMENTWISE = (*(n for n, f in ELEM.items() if f.triton is not None), "ipow", "
 class _Emitter:
     """Translates one straight-line program into lines of Triton code (constants folded)."""
 
-    def __init__(self, dtype: str, prefix: str, opaque_msg: str):
+    def __init__(self, dtype: str, prefix: str, opaque_msg: str, opaque=()):
         self.dtype = dtype
+        self.opaque = opaque  # the program's OPAQUE callables (Program.opaque), for folding and probing
+        self.arrays: dict[str, np.ndarray] = {}  # register -> its constant value, kept whole (any dtype)
+        self.bools: set[str] = set()  # registers holding comparison results (Triton int1)
         self.np = _NP_DTYPE[dtype]
         self.prefix = prefix
         self.consts: dict[str, Any] = {}  # register (or component ``R_k``) -> folded numpy scalar
@@ -44,9 +48,31 @@ class _Emitter:
         return self.shapes.get(a, ()) if isinstance(a, str) and a != "dt" else ()
 
     def component(self, a, k: int):
-        """Component ``k`` of operand ``a``: ``R_k`` for a (d,) register, ``a`` itself for a scalar
-        (numpy broadcasting of () against (d,))."""
+        """Component ``k`` (row-major flat index) of operand ``a``: ``R_k`` for an array register, ``a``
+        itself for a scalar (numpy broadcasting of () against any shape)."""
         return f"{a}_{k}" if self.shape_of(a) != () else a
+
+    def names(self, reg: str, shape: tuple[int, ...]) -> list[str]:
+        """The component names of ``reg`` with per-system shape ``shape`` (``reg`` itself for a scalar)."""
+        return [f"{reg}_{k}" for k in range(int(np.prod(shape, dtype=np.int64)))] if shape != () else [reg]
+
+    def comps(self, a) -> np.ndarray:
+        """Operand ``a`` as an object array of its per-system shape holding its components' operands."""
+        shape = self.shape_of(a)
+        out = np.empty(shape, object)
+        out.reshape(-1)[:] = self.names(a, shape) if isinstance(a, str) and a != "dt" else [a]
+        return out
+
+    def assign(self, dst: str, shape: tuple[int, ...], parts, i: Instr) -> None:
+        """Set ``dst`` (shape ``shape``) to ``parts`` (component operands, row-major): constants are
+        recorded, registers copied."""
+        for name, part in zip(self.names(dst, shape), parts, strict=True):
+            if self.is_const(part):
+                self.consts[name] = self.value(part)
+            else:
+                self.consts.pop(name, None)
+                self.emit(name, self.ref(part), i)
+        self.shapes[dst] = shape
 
     def is_const(self, a) -> bool:
         return not isinstance(a, str) or a in self.consts
@@ -107,6 +133,9 @@ class _Emitter:
 
     # instructions ---------------------------------------------------------------------------------
     def instr(self, i: Instr) -> None:
+        if i.op is Op.OPAQUE:
+            triton_opaque.opaque(self, i)
+            return
         shapes = [i.shape, *(self.shape_of(a) for a in i.args)]
         if i.op is Op.SYMP_STEP:
             shapes.append(self.shape_of(i.dst[0]))
@@ -117,87 +146,39 @@ class _Emitter:
         self._scalar(i)
 
     def _vector(self, i: Instr, shapes: list[tuple[int, ...]]) -> None:
-        """``i`` with (d,)-shaped operands or result: unrolled into d scalar instructions on the components
-        ``R_0 .. R_{d-1}``; SUM over axis 0 of a (d,) register is a balanced tree of adds."""
-        if i.op is Op.ELEM and i.attr("func") in ("slice", "pad") and len(i.shape) == 1 and len(shapes[1]) == 1:
-            self._window(i)
-            return
-        vec = {s for s in shapes if s != ()}
-        (d,) = next(iter(vec)) if len(vec) == 1 and len(next(iter(vec))) == 1 else (0,)
-        if not 1 <= d <= MAX_DIM or i.op is Op.OPAQUE:
-            if i.op is Op.OPAQUE:
-                raise NotImplementedError(self.opaque_msg.format(op=_tag(i)))
+        """``i`` on per-system arrays: unrolled into one scalar instruction per component (components are
+        named ``R_k`` by row-major flat index k); layout ops (broadcast, reshape, slice, pad) rename
+        components, SUM over axes is a balanced tree of adds (``triton_layout``)."""
+        too_big = [s for s in shapes if int(np.prod(s, dtype=np.int64)) > MAX_COMPONENTS]
+        if too_big:
             raise NotImplementedError(
-                f"tpjax Triton codegen handles per-system scalar or vector states (shape () or (d,) with "
-                f"1 <= d <= {MAX_DIM}); {_tag(i)} has shape {i.shape} (operands {tuple(shapes[1:])}), so no "
-                "fused Triton kernel can be generated and the XLA path (tpjax.integrate) is used."
+                f"tpjax Triton codegen unrolls per-system arrays of up to {MAX_COMPONENTS} elements into "
+                f"registers; {_tag(i)} has shape {i.shape} (operands {tuple(shapes[1:])}), so no fused Triton "
+                "kernel can be generated and the XLA path (tpjax.integrate) is used."
             )
         if i.dtype not in _TL_DTYPE:
             raise NotImplementedError(f"tpjax Triton codegen: dtype {i.dtype} of {_tag(i)} (f32/f64 only)")
         func = i.attr("func") if i.op is Op.ELEM else None
-        if i.op is Op.ELEM and func not in _ELEMENTWISE and func not in ("broadcast", "reshape"):
+        if func in triton_layout.LAYOUT:
+            triton_layout.layout(self, i)
+            return
+        if i.op is Op.SUM:
+            triton_layout.reduce_sum(self, i)
+            return
+        if i.op is Op.ELEM and func not in _ELEMENTWISE:
             raise NotImplementedError(f"tpjax Triton codegen: no rule for ELEM {func} on shape {i.shape}")
         dst = i.dst[0]
-        if i.shape == ():
-            if i.op is Op.SUM:
-                self._sum(i, d)
-            elif func in ("broadcast", "reshape") and d == 1:  # (1,) -> (): component 0
-                self._scalar(i.with_(args=(self.component(i.args[0], 0),)))
-            else:
-                raise NotImplementedError(
-                    f"tpjax Triton codegen: {_tag(i)} from a ({d},) operand to a scalar (SUM only)"
-                )
-            self.shapes[dst] = ()
-            return
-        if i.op is Op.SUM and tuple(i.attr("axis") or ()) != ():
-            raise NotImplementedError(f"tpjax Triton codegen: {_tag(i)} axis={i.attr('axis')} to shape {i.shape}")
-        for k in range(d):
-            self._scalar(i.with_(dst=(f"{dst}_{k}",), args=tuple(self.component(a, k) for a in i.args), shape=()))
-        self.shapes[dst] = i.shape
-
-    def _window(self, i: Instr) -> None:
-        """ELEM slice / pad of a (d,) register: register renaming, component by component (pad's new
-        components are the constant 0)."""
-        (n_out,), src, dst = i.shape, i.args[0], i.dst[0]
-        if i.attr("func") == "slice":
-            picks = [i.attr("start")[0] + k for k in range(n_out)]
-        else:
-            lo, (n_in,) = i.attr("lo")[0], self.shape_of(src)
-            picks = [k - lo if 0 <= k - lo < n_in else None for k in range(n_out)]
-        for k, j in enumerate(picks):
-            name = f"{dst}_{k}"
-            if j is None:
-                self.consts[name] = self.np(0.0)
-            elif self.is_const(self.component(src, j)):
-                self.consts[name] = self.value(self.component(src, j))
-            else:
-                self.consts.pop(name, None)
-                self.emit(name, self.ref(self.component(src, j)), i)
-        self.shapes[dst] = i.shape
-
-    def _sum(self, i: Instr, d: int) -> None:
-        """SUM over axis 0 of a (d,) register: a balanced tree of adds of its components (folded when
-        all components are constants)."""
-        a = i.args[0]
-        parts = [self.component(a, k) for k in range(d)]
-        dst = i.dst[0]
-        if all(self.is_const(x) for x in parts):
-            vals = [self.value(x) for x in parts]
-            while len(vals) > 1:
-                vals = [
-                    self.np(vals[j] + vals[j + 1]) if j + 1 < len(vals) else vals[j] for j in range(0, len(vals), 2)
-                ]
-            self.consts[dst] = vals[0]
-            self.lines.append(f"# {_tag(i)} -> constant {self.lit(vals[0])}  [{i.phase}]")
-            return
-        self.consts.pop(dst, None)
-        terms = [self.ref(x) for x in parts]
-        while len(terms) > 1:
-            terms = [
-                f"({terms[j]} + {terms[j + 1]})" if j + 1 < len(terms) else terms[j] for j in range(0, len(terms), 2)
-            ]
-        expr = terms[0][1:-1] if d > 1 else terms[0]
-        self.emit(dst, expr, i)
+        out_shape = self.shape_of(dst) if i.op is Op.SYMP_STEP else i.shape
+        try:
+            args = [np.broadcast_to(self.comps(a), out_shape) for a in i.args]
+        except ValueError:
+            raise NotImplementedError(
+                f"tpjax Triton codegen: {_tag(i)} of shape {i.shape} with operands {tuple(shapes[1:])}"
+            ) from None
+        names = self.names(dst, out_shape)
+        for k, idx in enumerate(np.ndindex(out_shape)):
+            self._scalar(i.with_(dst=(names[k],), args=tuple(a[idx] for a in args), shape=()))
+        self.shapes[dst] = out_shape
 
     def _scalar(self, i: Instr) -> None:
         if i.dtype not in _TL_DTYPE:
