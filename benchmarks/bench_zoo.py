@@ -14,12 +14,14 @@ and, for the gradient cases, ``jax.grad`` of sum(q_final^2) w.r.t. the initial q
 run when it runs the fused kernel, counting the TP-IR step's arithmetic (FMA = 2 flops, ELEM = 1).
 
 Run:  PYTHONPATH=. python benchmarks/bench_zoo.py            (GPU sizes on a GPU, small sizes on a CPU)
-      ZOO_CASES=pendulum_vmap,kepler  selects cases; ZOO_SCALE=0.25 scales every ensemble size
+      ZOO_CASES=pendulum_vmap,kepler  selects cases; ZOO_SCALE=0.25 scales every ensemble size;
+      ZOO_UNROLLS=1,10  the user-scan unrolls timed (default: 1,10,50, fewer where XLA's compile is slow)
       writes $OUT/bench_zoo.md when OUT is set
 """
 
 from __future__ import annotations
 
+import ast
 import datetime
 import os
 import statistics
@@ -96,9 +98,9 @@ def lattice(n, dim, spacing=1.12):
     return (pts * spacing).astype(np.float32)
 
 
-def case(name, V, shape, n_gpu, n_cpu, steps, dt, q0, p0, grad=False, flat=False):
+def case(name, V, shape, n_gpu, n_cpu, steps, dt, q0, p0, grad=False, flat=False, unrolls=(1, 10, 50)):
     return {"name": name, "V": V, "shape": shape, "n": n_gpu if GPU else n_cpu, "steps": steps, "dt": dt,
-            "q0": q0, "p0": p0, "grad": grad, "flat": flat}  # fmt: skip
+            "q0": q0, "p0": p0, "grad": grad, "flat": flat, "unrolls": unrolls}  # fmt: skip
 
 
 def _ensemble(rng, base, n, jitter):
@@ -115,9 +117,11 @@ CASES = [
     case("fpu_d32", v_fpu, (32,), 65_536, 1_024, 1000, 0.05, np.sin(np.arange(1, 33) * 0.1), np.zeros(32)),
     case("fpu_d128", v_fpu, (128,), 16_384, 256, 1000, 0.05, np.sin(np.arange(1, 129) * 0.03), np.zeros(128)),
     case("lj_6", v_lennard_jones(), (6, 2), 262_144, 2_048, 1000, 0.002, lattice(6, 2), np.zeros((6, 2))),
-    case("lj_32", v_lennard_jones(), (32, 2), 16_384, 128, 200, 0.002, lattice(32, 2), np.zeros((32, 2))),
+    case(
+        "lj_32", v_lennard_jones(), (32, 2), 16_384, 128, 200, 0.002, lattice(32, 2), np.zeros((32, 2)), unrolls=(1, 10)
+    ),  # unroll 50 of a 32-atom distance matrix: XLA's compile does not finish in minutes
     case("gravity_5", v_gravity, (5, 3), 262_144, 2_048, 1000, 0.001, np.eye(5, 3) * 2.0, np.zeros((5, 3))),
-    case("mlp_64", v_mlp(), (4,), 65_536, 2_048, 200, 0.01, np.ones(4) * 0.5, np.zeros(4)),
+    case("mlp_64", v_mlp(), (4,), 65_536, 2_048, 200, 0.01, np.ones(4) * 0.5, np.zeros(4), unrolls=(1, 10)),
 ]
 
 
@@ -222,6 +226,9 @@ def grad_of(run):
 
 
 def fused_flops(c):
+    """Arithmetic of the generated kernel's time loop per step, counted on its source: each binary + - *
+    / and each function call is one flop (a contracted a * b + c is two), so the probed dot products and
+    selects of OPAQUE ops count too; times systems and steps. None when no fused kernel runs."""
     from tpjax.codegen import triton as tg
     from tpjax.executors import kernel_for
 
@@ -232,7 +239,31 @@ def fused_flops(c):
     executor, why = kernel_for(comp, False)
     if why or c["flat"]:
         return None
-    return tg.flops_per_step(comp.step)["flops"] * c["n"] * c["steps"]
+    src = tg.generate(executor.kernel_comp or comp)
+    body = src.split("for _ in range(n_steps):", 1)[1].split("# ---- end of time loop", 1)[0]
+    flops = 0
+    for ln in body.splitlines():
+        code = ln.split("#", 1)[0].strip()
+        if "=" in code:
+            flops += _flops(ast.parse(code.split("=", 1)[1].strip(), mode="eval"))
+    return flops * c["n"] * c["steps"]
+
+
+_FREE = ("where", "full", "to", "poisson_j_pass", "poisson_j_negate")  # selects, constants, casts, signs
+_CALL_FLOPS = {"symp_step": 2}  # one fma
+
+
+def _flops(tree) -> int:
+    """Arithmetic in one generated statement: binary + - * / count 1, function calls 1 (symp_step 2),
+    selects, casts and constants 0."""
+    n = 0
+    for node in ast.walk(tree):
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add | ast.Sub | ast.Mult | ast.Div):
+            n += 1
+        elif isinstance(node, ast.Call):
+            name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            n += 0 if name in _FREE else _CALL_FLOPS.get(name, 1)
+    return n
 
 
 def attempt(fn, *args):
@@ -249,8 +280,12 @@ def bench(c, scale):
     q = _ensemble(rng, np.broadcast_to(c["q0"], c["shape"]), n, 0.05)
     p = _ensemble(rng, np.broadcast_to(c["p0"], c["shape"]), n, 0.05)
     row = {"case": c["name"], "n": n, "steps": c["steps"]}
+    row["tpjax"] = attempt(tpjax_run(c), q, p)
+    print(f"  {c['name']}: tpjax {fmt(row['tpjax'])} ms", flush=True)  # partial results survive a time limit
+    unrolls = [int(u) for u in os.environ.get("ZOO_UNROLLS", ",".join(map(str, c["unrolls"]))).split(",")]
     for u in (1, 10, 50):
-        row[f"u{u}"] = attempt(user_scan(c, u), q, p)
+        row[f"u{u}"] = attempt(user_scan(c, u), q, p) if u in unrolls else "not run"
+        print(f"  {c['name']}: scan u{u} {fmt(row[f'u{u}'])} ms", flush=True)
     row["pallas"] = pallas_best(c, q, p) if GPU and not c["flat"] else "-"
     row["diffrax"] = "-"
     if not c["flat"]:
@@ -258,7 +293,6 @@ def bench(c, scale):
             row["diffrax"] = attempt(diffrax_run(c), q, p)
         except ImportError:
             pass
-    row["tpjax"] = attempt(tpjax_run(c), q, p)
     try:
         flops = fused_flops(c)
     except Exception:  # no TP-IR program for this H (yet): no roofline figure
@@ -278,9 +312,9 @@ def fmt(x):
 def table(rows):
     head = (
         "| case | N x steps | scan u1 | u10 | u50 | pallas | diffrax | tpjax | tpjax / best | %peak "
-        "| grad user u10 | grad tpjax |"
+        "| grad user u10 | grad tpjax | grad reversible |"
     )
-    lines = [head, "|" + "---|" * 12]
+    lines = [head, "|" + "---|" * 13]
     for r in rows:
         users = [r[k] for k in ("u1", "u10", "u50", "pallas") if isinstance(r[k], float)]
         best = min(users) if users else None
