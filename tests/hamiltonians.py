@@ -44,7 +44,7 @@ ZOO = {
 }
 
 
-# ---- workloads beyond vectors of d <= 16: matrices of particles, masks, index arrays, dense layers ----------
+# ---- workloads beyond small vectors: matrices of particles, masks, index arrays, dense layers ----------
 def lennard_jones(q, p, rc=1.6):
     """n atoms in 2D (q: (n, 2)) through a distance matrix, the 12-6 potential cut off at rc (a mask)."""
     n = q.shape[0]
@@ -77,7 +77,7 @@ def relu_well(q, p):
     return 0.5 * jnp.sum(p**2) + jnp.sum(jnp.maximum(q, 0.0) ** 2 + 0.1 * q**2)
 
 
-#: kernels for the shapes and ops the fused kernel unrolls beyond () and (d <= 16,) states.
+#: kernels for the shapes and ops the fused kernel unrolls beyond scalar and small-vector states.
 KERNEL_ZOO = {
     "lennard_jones": (
         lennard_jones,

@@ -261,3 +261,13 @@ def test_integrate_auto_uses_the_fused_kernel_on_gpu_and_matches_xla():
     g = jax.jit(jax.grad(lambda q: jnp.sum(run("auto")(q, p)[0])))(q)
     g_ref = jax.jit(jax.grad(lambda q: jnp.sum(run("xla")(q, p)[0])))(q)
     assert float(jnp.max(jnp.abs(g - g_ref))) < 1e-3
+
+
+def test_a_generator_defect_warns_and_runs_xla(monkeypatch):
+    from tpjax.executors import choice
+
+    comp = comp_for("pendulum")
+    monkeypatch.setattr(TG, "generate", lambda c: (_ for _ in ()).throw(KeyError("boom")))
+    with pytest.warns(RuntimeWarning, match="kernel generator failed.*KeyError"):
+        executor, why = choice.kernel_for(comp, False)
+    assert executor is None and "please report" in why

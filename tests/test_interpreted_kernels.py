@@ -52,7 +52,7 @@ def test_rigid_body_kernel_equals_reference():
 
 
 def test_kernels_of_matrices_masks_index_arrays_and_dense_layers_equal_xla():
-    """Kernels beyond (d <= 16,) states: a Lennard-Jones distance matrix with a cutoff mask (comparisons and
+    """Kernels beyond small-vector states: a Lennard-Jones distance matrix with a cutoff mask (comparisons and
     select), gravity through numpy index arrays (gather / scatter-add probed), a tanh MLP whose weights are
     array parameters (dot_general probed bilinear), a relu well (max) and an FPU chain of d = 24."""
     check("shapes", "tpjax.trajectory(backend='xla')")

@@ -44,14 +44,15 @@ def fused_integrate(comp, q, p, dt, steps: int, *, fast_math: bool = False, bloc
     """Integrate an ensemble with one fused Triton kernel: ``steps`` steps of ``comp``'s method.
 
     Args:
-      comp: ``tpjax.compile(H, (q0, p0), method=...)`` for ONE system (q0, p0 of shape () or (d,),
-        1 <= d <= 16).
+      comp: ``tpjax.compile(H, (q0, p0), method=...)`` for ONE system (q0, p0 of any shape with at
+        most ``MAX_COMPONENTS`` elements).
       q, p: arrays of one shape ``(..., *system_shape)`` (the leading dims, flattened, are the N systems;
-        a (d,) system's components lie contiguously, (N, d) row-major) and comp's dtype.
+        a system's components lie contiguously, row-major) and comp's dtype.
       dt: step size (python float or scalar array; a run-time operand).
       steps: number of steps (python int; a run-time kernel argument, not a recompile).
       fast_math: float32 only: approximate sin/cos/exp PTX instructions.
-      consts: values of H's parameters (default: those captured when ``comp`` was compiled).
+      consts: values of H's parameters (default: those captured when ``comp`` was compiled); arrays are
+        passed flat and read by the kernel element by element.
       save_every: None, or a positive int dividing ``steps``: also return the state after every
         ``save_every`` steps (run-time kernel arguments; the saving kernel is one more compile per comp).
     Returns: (q, p) after ``steps`` steps, shaped like the inputs; with ``save_every``,

@@ -151,7 +151,12 @@ def _bool_to_float(em, i) -> None:
     """A convert of a bool register: where(m, f(True), f(False)) per component, f probed once."""
     (a,) = i.args
     shape = em.shape_of(a)
+    if tuple(i.shape) != shape:
+        raise NotImplementedError(em.opaque_msg.format(op=f"OPAQUE {i.attr('func')} of a mask to shape {i.shape}"))
     ones, zeros = (_call(em, i, [np.full(shape, v)])[0] for v in (True, False))
+    pattern = np.random.default_rng(5).random(shape) < 0.5
+    if not np.array_equal(_call(em, i, [pattern])[0], np.where(pattern, ones, zeros)):  # componentwise?
+        raise NotImplementedError(em.opaque_msg.format(op=f"OPAQUE {i.attr('func')} of a mask"))
     names = _written(em, i.dst[0], tuple(i.shape))
     for k, (m, t, f) in enumerate(zip(em.comps(a).reshape(-1), ones.reshape(-1), zeros.reshape(-1), strict=True)):
         if em.is_const(m):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import jax
 
 from .base import AbstractExecutor
@@ -31,6 +33,10 @@ def kernel_for(comp, fast_math: bool) -> tuple[AbstractExecutor | None, str | No
             tg.generate(kernel_comp)
         except (NotImplementedError, ImportError) as e:
             why = str(e)
+            continue
+        except Exception as e:  # a defect of the generator: say so loudly, run the (correct) XLA loop
+            why = f"the kernel generator failed ({type(e).__name__}: {e}); please report it"
+            warnings.warn(f"tpjax: {why}; running the XLA loop", RuntimeWarning, stacklevel=3)
             continue
         return FusedKernel(fast_math, kernel_comp), None
     return None, why
