@@ -63,7 +63,11 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
+#: sm_90 compiles of 6-16 s each on 2 cores: run by `make test-slow` (CI runs it after `make test`).
+SLOW = ("lennard_jones_6", "fpu_32", "mlp_64")
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in sorted(CASES)])
 def test_default_call_cross_lowers_to_one_fused_kernel(name):
     f, shape = CASES[name]
     q = jax.ShapeDtypeStruct(shape, jnp.float32)
