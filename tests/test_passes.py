@@ -1,5 +1,6 @@
 """The optimisation passes: golden IR text per pass, verify() after each, semantics on the zoo, costs."""
 
+import functools
 import textwrap
 
 import jax
@@ -16,6 +17,7 @@ from tpjax.compiler import compile_hamiltonian  # noqa: E402
 from tpjax.integrators import METHODS  # noqa: E402
 from tpjax.ir import Instr, Op, Program, parse, to_text, verify  # noqa: E402
 from tpjax.passes import PIPELINE, canonical, cse, dce, fsal, fuse_fma, lie_cross, simplify  # noqa: E402
+from tpjax.passes.fsal import prologue as fsal_prologue  # noqa: E402
 from tpjax.passes.lie_cross import arithmetic_count  # noqa: E402
 from tpjax.passes.rewrite import np_dtype  # noqa: E402
 
@@ -471,3 +473,131 @@ def test_dump_dir_and_generated_code_hook(monkeypatch, capsys, tmp_path):
     assert seen == [comp.step]
     err = capsys.readouterr().err
     assert "// kernel with 9 instructions" in err and "SYMP_STEP" in err  # level 2 listings, level 3 code
+
+
+def test_arithmetic_count_every_op():
+    """Each op counted by the rules of ``arithmetic_count``'s docstring, per result element (LIE ops per
+    3-vector), on a batch: the expected counts are written next to each instruction."""
+    f64 = lambda *shape: {"dtype": "f64", "shape": shape}  # noqa: E731
+    eig = (("func", "eigh"), ("key", 0), ("types", ("f64[3x3]", "f64[3]")))
+    bcast = (("func", "broadcast"), ("shape", (2, 3)), ("bdims", (1,)))
+    rows = [  # (instruction, its counts)
+        (Instr(Op.LOAD, ("S0",), ("ptr_L",), **f64(4, 3)), {}),
+        (Instr(Op.LOAD, ("S1",), ("ptr_g",), **f64(4, 3)), {}),
+        (Instr(Op.LOAD, ("C0",), ("ptr_J",), **f64(2, 3, 3)), {}),
+        (Instr(Op.LOAD, ("S2",), ("ptr_x",), **f64(2, 3)), {}),
+        # 4 systems: L x g = 6 mul + 3 sub each; [L]x g as a matrix product = 9 mul + 6 add each
+        (Instr(Op.LIE_CROSS, ("F0",), ("S0", "S1"), **f64(4, 3)), {"mul": 4 * 6, "sub": 4 * 3}),
+        (Instr(Op.POISSON_J, ("F1",), ("S1", "S0"), (("type", "LIE"),), **f64(4, 3)), {"mul": 4 * 9, "add": 4 * 6}),
+        # J g with J (2, 3, 3): each of the 6 result elements is a 3-term dot product
+        (Instr(Op.POISSON_J, ("F2",), ("S2", "C0"), (("type", "MATRIX"),), **f64(2, 3)), {"mul": 6 * 3, "add": 6 * 2}),
+        (Instr(Op.POISSON_J, ("F3",), ("S2",), (("type", "NEGATE"),), **f64(2, 3)), {"neg": 6}),
+        (Instr(Op.POISSON_J, ("F4",), ("S2",), (("type", "PASS"),), **f64(2, 3)), {}),
+        (Instr(Op.ACC_GRAD, ("T0",), ("S2", "F3"), **f64(2, 3)), {"add": 6}),
+        (Instr(Op.FMA, ("T1",), ("S2", 1.0, "F4"), **f64(2, 3)), {"add": 6}),  # x*1 + y: no multiply
+        (Instr(Op.SUM, ("T2",), ("T1",), (("axis", (0,)),), **f64(3)), {"add": 6 - 3}),
+        (Instr(Op.SUM, ("T3",), ("T2",), (("axis", ()),), **f64(3)), {}),  # nothing summed
+        (Instr(Op.ELEM, ("T4",), ("T2",), (("func", "ipow"), ("n", 5)), **f64(3)), {"mul": 3 * 3}),  # x2, x4, x5
+        (Instr(Op.ELEM, ("T5",), ("T2",), (("func", "sq"),), **f64(3)), {"mul": 3}),
+        (Instr(Op.ELEM, ("T6",), ("T2",), (("func", "recip"),), **f64(3)), {"div": 3}),
+        (Instr(Op.ELEM, ("T7",), ("T2",), (("func", "sin"),), **f64(3)), {"func": 3}),
+        (Instr(Op.ELEM, ("T8",), ("T3",), bcast, **f64(2, 3)), {}),
+        (Instr(Op.OPAQUE, ("T9", "T10"), ("C0",), eig, **f64(3, 3)), {"opaque": 9}),
+        (Instr(Op.SUM, ("T11",), ("T10",), (("axis", (0,)),), **f64()), {"add": 3 - 1}),  # the second result: (3,)
+        (Instr(Op.STORE, ("ptr_out",), ("T11",), **f64()), {}),
+    ]
+    prog = Program(tuple(i for i, _ in rows), opaque=(jnp.linalg.eigh,))
+    verify(prog)
+    want = dict.fromkeys(("mul", "add", "sub", "neg", "div", "func", "opaque"), 0)
+    for _, counts in rows:
+        for k, v in counts.items():
+            want[k] += v
+    assert arithmetic_count(prog) == want
+    # one row at a time (a prefix of the program), so a wrong count cannot hide behind another
+    for n, (_, counts) in enumerate(rows, 1):
+        before = arithmetic_count(prog.with_instrs(prog.instrs[: n - 1]))
+        after = arithmetic_count(prog.with_instrs(prog.instrs[:n]))
+        assert {k: after[k] - before[k] for k in after if after[k] != before[k]} == counts, rows[n - 1][0]
+
+
+def test_carry_declarations_round_trip_and_are_checked():
+    prog = rigid_body_flow()
+    out = passes.carry.declare(passes.carry.declare(prog, "ptr_force", "prologue"), "ptr_L_comp", "zeros", "ptr_L")
+    assert passes.carry.carried(out) == (
+        passes.carry.Carried("ptr_force", "prologue"),
+        passes.carry.Carried("ptr_L_comp", "zeros", "ptr_L"),
+    )
+    assert parse(to_text(out)) == out and passes.carry.carried(parse(to_text(out))) == passes.carry.carried(out)
+    assert out.instrs == prog.instrs and passes.carry.carried(prog) == ()
+    for init, like in (("ones", None), ("zeros", None), ("prologue", "ptr_L")):
+        with pytest.raises(ValueError, match="carried register ptr_x: init must be"):
+            passes.carry.declare(prog, "ptr_x", init, like)
+
+
+def test_fsal_with_opaque_forces():
+    """The opening and closing kicks' OPAQUE ops differ only in their callable's key: FSAL still applies (one
+    force per step), and the step computes what the unoptimised program computes."""
+    W = jnp.arange(9.0).reshape(3, 3) / 10
+
+    def H(q, p):
+        return 0.5 * p @ p + jnp.sum(jnp.tanh(W @ q))
+
+    q, p = jnp.array([0.3, -0.2, 0.5]), jnp.array([0.1, 0.4, -0.3])
+    comp = compile_hamiltonian(H, (q, p), METHODS["leapfrog"], "canonical")
+    assert dict(comp.step.meta).get("fsal") == "1" and comp.prologue is not None
+    base = compile_hamiltonian(H, (q, p), METHODS["leapfrog"], "canonical", pipeline=())
+    assert 0 < comp.step.count(Op.OPAQUE) < base.step.count(Op.OPAQUE)
+    got, inputs = _run_step(comp, q, p, 0.05)
+    want = reference.run(comp.source, inputs, 0.05)
+    for ptr in ("ptr_q", "ptr_p"):
+        np.testing.assert_allclose(got[ptr], want[ptr], rtol=1e-14, atol=1e-14)
+
+
+def test_fsal_needs_the_same_closing_force():
+    """A closing kick whose force differs from the opening one (cos, not sin) is not FSAL."""
+    prog = parse(
+        _text("""
+        ; Phase 1: forward
+        01 LOAD      S0, ptr_q                          : f64[]
+        02 LOAD      S1, ptr_p                          : f64[]
+        ; Phase 2: backward | stage 1/3 kick(0.5)
+        03 ELEM      G0, sin, S0                        : f64[]
+        ; Phase 3: poisson | stage 1/3 kick(0.5)
+        04 POISSON_J F0, G0, type=NEGATE                : f64[]
+        ; Phase 4: integrate | stage 1/3 kick(0.5)
+        05 SYMP_STEP S1, F0, 0.5*dt                     : f64[]
+        ; Phase 4: integrate | stage 2/3 drift(1)
+        06 SYMP_STEP S0, S1, 1.0*dt                     : f64[]
+        ; Phase 2: backward | stage 3/3 kick(0.5)
+        07 ELEM      G1, cos, S0                        : f64[]
+        ; Phase 3: poisson | stage 3/3 kick(0.5)
+        08 POISSON_J F1, G1, type=NEGATE                : f64[]
+        ; Phase 4: integrate | stage 3/3 kick(0.5)
+        09 SYMP_STEP S1, F1, 0.5*dt                     : f64[]
+        10 STORE     ptr_q, S0                          : f64[]
+        11 STORE     ptr_p, S1                          : f64[]
+    """)
+    )
+    assert fsal(prog) is prog and fsal_prologue(prog) is None
+    same = parse(to_text(prog).replace("G1, cos, S0", "G1, sin, S0"))
+    assert dict(fsal(same).meta).get("fsal") == "1"
+
+
+def test_generated_code_hooks_are_named_numbered_and_dumped(monkeypatch, capsys, tmp_path):
+    """TPJAX_DEBUG=3 with two hooks, one without a __name__; the dump directory does not exist yet."""
+    dump = tmp_path / "not" / "yet"
+    monkeypatch.setenv("TPJAX_DEBUG", "3")
+    monkeypatch.setenv("TPJAX_DUMP_DIR", str(dump))
+
+    def named(prog):
+        return f"named: {len(prog)} instructions"
+
+    unnamed = functools.partial(lambda prog, tag: f"{tag}: {len(prog)}", tag="unnamed")
+    monkeypatch.setattr(passes, "GENERATED_CODE_HOOKS", [named, unnamed])
+    prog = _harmonic(pipeline=()).step
+    assert sorted(p.name for p in dump.iterdir()) == ["01_codegen.txt", "02_codegen.txt"]  # after 0 passes
+    assert (dump / "01_codegen.txt").read_text() == f"named: {len(prog)} instructions\n"
+    assert (dump / "02_codegen.txt").read_text() == f"unnamed: {len(prog)}\n"
+    err = capsys.readouterr().err
+    assert f"[tpjax] generated code (named):\nnamed: {len(prog)} instructions" in err
+    assert f"[tpjax] generated code (hook):\nunnamed: {len(prog)}" in err
