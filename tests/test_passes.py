@@ -16,6 +16,7 @@ from tpjax.codegen import reference  # noqa: E402
 from tpjax.compiler import compile_hamiltonian  # noqa: E402
 from tpjax.integrators import METHODS  # noqa: E402
 from tpjax.ir import Instr, Op, Program, parse, to_text, verify  # noqa: E402
+from tpjax.ir.verify import VerifyError  # noqa: E402
 from tpjax.passes import PIPELINE, canonical, cse, dce, fsal, fuse_fma, lie_cross, simplify  # noqa: E402
 from tpjax.passes.fsal import prologue as fsal_prologue  # noqa: E402
 from tpjax.passes.lie_cross import arithmetic_count  # noqa: E402
@@ -853,6 +854,8 @@ def test_fsal_keeps_the_force_type_of_a_multi_result_op():
     for ptr in ("ptr_q", "ptr_p"):
         np.testing.assert_allclose(got[ptr], want[ptr], rtol=1e-15)
     np.testing.assert_allclose(got["ptr_force"], jnp.sin(got["ptr_q"]), rtol=1e-15)
+    best = verify(passes.optimize(prog))  # the whole pipeline, canonical's step scaling of an OPAQUE result too
+    np.testing.assert_allclose(reference.run(best, inputs, 0.1)["ptr_p"], want["ptr_p"], rtol=1e-15)
 
 
 def test_dce_keeps_effects_and_drops_overwritten_definitions():
@@ -905,3 +908,55 @@ def test_constants_fold_in_the_program_dtype():
     assert simple.instrs[3].op is Op.GRAD_INIT and simple.instrs[3].args == (float(np.float32(0.1)),)
     x = jnp.float32(0.7)
     np.testing.assert_array_equal(reference.run(fused, {"ptr_q": x})["ptr_q"], x * jnp.float32(k))
+
+
+def test_optimize_verifies_under_pytest_and_reports_by_level(monkeypatch, capsys, tmp_path):
+    prog = _harmonic(pipeline=()).step
+    broken = lambda p: p.with_instrs(p.instrs[1:])  # noqa: E731  (drops a LOAD: reads before any definition)
+    for env in ("", "0"):
+        monkeypatch.setenv("TPJAX_DEBUG", env)
+        monkeypatch.delenv("TPJAX_DUMP_DIR", raising=False)
+        with pytest.raises(VerifyError, match="before any instruction defines it"):
+            passes.optimize(prog, (("broken", broken),))  # check=None: on under pytest
+        assert len(passes.optimize(prog, (("broken", broken),), check=False)) == len(prog) - 1
+        assert capsys.readouterr().err == ""  # TPJAX_DEBUG unset, empty or 0: quiet
+    monkeypatch.setenv("TPJAX_DEBUG", "2")
+    monkeypatch.setenv("TPJAX_DUMP_DIR", str(tmp_path / "new" / "dir"))
+    monkeypatch.setattr(passes, "GENERATED_CODE_HOOKS", [lambda p: "never at level 2"])
+    out = passes.optimize(prog, (("dce", dce),))
+    err = capsys.readouterr().err
+    assert f"[tpjax] pass dce        {len(prog):4d} -> {len(out):4d} instructions" in err
+    assert to_text(out) in err and "never at level 2" not in err
+    assert (tmp_path / "new" / "dir" / "01_dce.tpir").read_text() == to_text(out) + "\n"
+
+
+def test_cse_keeps_operand_order_of_non_commutative_ops():
+    text = """
+        ; Phase 1: forward
+        01 LOAD      S0, ptr_q                          : f64[3]
+        02 LOAD      S1, ptr_p                          : f64[3]
+        03 LIE_CROSS F0, S0, S1                         : f64[3]
+        04 LIE_CROSS F1, S1, S0                         : f64[3]
+        05 ELEM      T0, div, S0, S1                    : f64[3]
+        06 ELEM      T1, div, S1, S0                    : f64[3]
+        07 ACC_GRAD  T2, F0, F1                         : f64[3]
+        08 ACC_GRAD  T3, T0, T1                         : f64[3]
+        09 STORE     ptr_q, T2                          : f64[3]
+        10 STORE     ptr_p, T3                          : f64[3]
+    """
+    check_pass(cse, text, text)
+
+
+def test_no_rename_into_a_register_updated_in_place():
+    # T0 = S0 (a copy), but T0 is then stepped in place: its readers cannot read S0 instead
+    text = """
+        ; Phase 1: forward
+        01 LOAD      S0, ptr_q                          : f64[]
+        02 LOAD      S1, ptr_p                          : f64[]
+        03 FMA       T0, S0, 1.0, 0.0                   : f64[]
+        ; Phase 4: integrate
+        04 SYMP_STEP T0, S1, 1.0*dt                     : f64[]
+        05 STORE     ptr_q, T0                          : f64[]
+        06 STORE     ptr_p, S0                          : f64[]
+    """
+    check_pass(simplify, text, text)
