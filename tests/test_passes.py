@@ -899,13 +899,16 @@ def test_constants_fold_in_the_program_dtype():
         02 FMA       T0, S0, 0.1, 0.0                   : f32[]
         03 FMA       T1, T0, 0.1, 0.0                   : f32[]
         04 FMA       T2, S0, 0.0, 0.1                   : f32[]
-        05 STORE     ptr_q, T1                          : f32[]
-        06 STORE     ptr_p, T2                          : f32[]
+        05 FMA       T3, 0.1, 0.1, 0.0                  : f32[]
+        06 STORE     ptr_q, T1                          : f32[]
+        07 STORE     ptr_p, T2                          : f32[]
+        08 STORE     ptr_c, T3                          : f32[]
     """)))  # fmt: skip
     k = float(np.float32(0.1) * np.float32(0.1))
     fused, simple = verify(fuse_fma(prog)), verify(simplify(prog))
     assert fused.instrs[2].args == ("S0", k, 0.0)
     assert simple.instrs[3].op is Op.GRAD_INIT and simple.instrs[3].args == (float(np.float32(0.1)),)
+    assert simple.instrs[4].op is Op.GRAD_INIT and simple.instrs[4].args == (k,)  # not float32(0.1 * 0.1)
     x = jnp.float32(0.7)
     np.testing.assert_array_equal(reference.run(fused, {"ptr_q": x})["ptr_q"], x * jnp.float32(k))
 
