@@ -963,3 +963,40 @@ def test_no_rename_into_a_register_updated_in_place():
         06 STORE     ptr_p, S0                          : f64[]
     """
     check_pass(simplify, text, text)
+
+
+def test_simplify_folds_orders_and_drops_identities():
+    # 2 + 0.5 folded; 1*x + 0 and 0*x + c are copies; the literal factor goes second; SUM over no axis is a
+    # copy; sin and broadcast of a constant fold; constant registers become literals where the type allows
+    check_pass(simplify, """
+        ; Phase 1: forward
+        01 LOAD S0, ptr_q : f64[3]
+        02 LOAD S1, ptr_p : f64[3]
+        ; Phase 2: backward
+        03 GRAD_INIT T0, 2.0 : f64[]
+        04 GRAD_INIT T1, 0.5 : f64[]
+        05 ACC_GRAD T2, T0, T1 : f64[]
+        06 FMA T3, 1.0, S0, 0.0 : f64[3]
+        07 FMA T4, 0.0, S0, S1 : f64[3]
+        08 FMA T5, 2.0, S1, T3 : f64[3]
+        09 SUM T6, T5, axis=() : f64[3]
+        10 ELEM T7, sin, T1 : f64[]
+        11 ELEM T8, broadcast, T7, shape=(3,), bdims=() : f64[3]
+        12 FMA T9, T8, T6, T4 : f64[3]
+        13 FMA T10, T9, T2, 0.0 : f64[3]
+        14 STORE ptr_q, T10 : f64[3]
+    """, """
+        ; Phase 1: forward
+        01 LOAD      S0, ptr_q                          : f64[3]
+        02 LOAD      S1, ptr_p                          : f64[3]
+        ; Phase 2: backward
+        03 GRAD_INIT T0, 2.0                            : f64[]
+        04 GRAD_INIT T1, 0.5                            : f64[]
+        05 GRAD_INIT T2, 2.5                            : f64[]
+        06 FMA       T5, S1, 2.0, S0                    : f64[3]
+        07 GRAD_INIT T7, 0.479425538604203              : f64[]
+        08 GRAD_INIT T8, 0.479425538604203              : f64[3]
+        09 FMA       T9, T5, 0.479425538604203, S1      : f64[3]
+        10 FMA       T10, T9, 2.5, 0.0                  : f64[3]
+        11 STORE     ptr_q, T10                         : f64[3]
+    """)  # fmt: skip
