@@ -965,9 +965,11 @@ def test_no_rename_into_a_register_updated_in_place():
     check_pass(simplify, text, text)
 
 
+
 def test_simplify_folds_orders_and_drops_identities():
-    # 2 + 0.5 folded; 1*x + 0 and 0*x + c are copies; the literal factor goes second; SUM over no axis is a
-    # copy; sin and broadcast of a constant fold; constant registers become literals where the type allows
+    # 2 + 0.5 and 0.5^3 folded; 1*x + 0 and 0*x + c are copies; the literal factor goes second; SUM over no
+    # axis is a copy; sin and broadcast of a constant fold; constant registers become literals where the type
+    # allows; (-x)*2 + y -> x*(-2) + y
     check_pass(simplify, """
         ; Phase 1: forward
         01 LOAD S0, ptr_q : f64[3]
@@ -984,7 +986,11 @@ def test_simplify_folds_orders_and_drops_identities():
         11 ELEM T8, broadcast, T7, shape=(3,), bdims=() : f64[3]
         12 FMA T9, T8, T6, T4 : f64[3]
         13 FMA T10, T9, T2, 0.0 : f64[3]
-        14 STORE ptr_q, T10 : f64[3]
+        14 ELEM T11, neg, S0 : f64[3]
+        15 FMA T12, T11, 2.0, S1 : f64[3]
+        16 ELEM T13, ipow, T1, n=3 : f64[]
+        17 FMA T14, T12, T13, T10 : f64[3]
+        18 STORE ptr_q, T14 : f64[3]
     """, """
         ; Phase 1: forward
         01 LOAD      S0, ptr_q                          : f64[3]
@@ -998,5 +1004,9 @@ def test_simplify_folds_orders_and_drops_identities():
         08 GRAD_INIT T8, 0.479425538604203              : f64[3]
         09 FMA       T9, T5, 0.479425538604203, S1      : f64[3]
         10 FMA       T10, T9, 2.5, 0.0                  : f64[3]
-        11 STORE     ptr_q, T10                         : f64[3]
+        11 ELEM      T11, neg, S0                       : f64[3]
+        12 FMA       T12, S0, -2.0, S1                  : f64[3]
+        13 GRAD_INIT T13, 0.125                         : f64[]
+        14 FMA       T14, T12, 0.125, T10               : f64[3]
+        15 STORE     ptr_q, T14                         : f64[3]
     """)  # fmt: skip
