@@ -965,7 +965,6 @@ def test_no_rename_into_a_register_updated_in_place():
     check_pass(simplify, text, text)
 
 
-
 def test_simplify_folds_orders_and_drops_identities():
     # 2 + 0.5 and 0.5^3 folded; 1*x + 0 and 0*x + c are copies; the literal factor goes second; SUM over no
     # axis is a copy; sin and broadcast of a constant fold; constant registers become literals where the type
