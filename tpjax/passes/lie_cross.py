@@ -60,13 +60,13 @@ def _cost(i: Instr, shapes: dict) -> dict:
             return {"mul": n, "add": n - 1}
         return {"neg": int(kind == "NEGATE")}
     if op is Op.SUM:
-        src = shapes.get(a[0], ())
+        src = shapes[a[0]]
         return {"add": max(math.prod(src) - math.prod(i.shape), 0)}
     if op is Op.ELEM:
         f = i.attr("func")
         if f == "ipow":
-            return {"mul": _ipow_muls(i.attr("n", 1))}
-        return dict(ELEM[f].cost) if f in ELEM else {"func": 1}  # the registry's cost per element
+            return {"mul": _ipow_muls(i.attr("n"))}  # ipow always carries its exponent
+        return dict(ELEM[f].cost)  # the registry's cost per element (verify admits registered functions only)
     if op is Op.OPAQUE:
         return {"opaque": 1}
     return {}
@@ -91,6 +91,6 @@ def arithmetic_count(prog: Program, phases: tuple[str, ...] | None = None) -> di
             if i.op is Op.SUM:
                 n = 1
             total.update({k: v * n for k, v in per.items() if v})
-        if i.op is not Op.STORE and len(i.dst) == 1:
-            shapes[i.dst[0]] = i.shape
+        if i.op is not Op.STORE:
+            shapes.update((d, i.type_of(d)[1]) for d in i.dst)  # each result of a multi-result OPAQUE too
     return {k: total.get(k, 0) for k in ("mul", "add", "sub", "neg", "div", "func", "opaque")}
