@@ -142,7 +142,9 @@ def _systems(q0, p0, rng):
 
 
 def _shape_todo(zoo) -> list[tuple[str, str, str]]:
-    return [(n, "leapfrog", d) for n in zoo for d in TOL] + [("lennard_jones", "yoshida4", "float64")]
+    """float64 for every system, float32 for the Lennard-Jones cluster (the masks and the dtype of a
+    materialised constant); other methods are covered by the pendulum in the "generated" group."""
+    return [(n, "leapfrog", "float64") for n in zoo] + [("lennard_jones", "leapfrog", "float32")]
 
 
 def run_generated(results: dict) -> None:

@@ -76,7 +76,11 @@ def gradient(name, adjoint):
     return jax.jit(jax.grad(loss, argnums=(0, 1, 2)))(z0, k, dt)
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
+#: the two slowest cases (about 18 s each on 2 cores) run in `make test-slow`, which CI runs after `make test`.
+SLOW_CASES = ("double_pendulum", "heavy_top")
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_CASES else n for n in CASES])
 def test_default_gradient_matches_direct_on_chaotic_systems(name):
     ref = gradient(name, "direct")
     plain = [rel(a, b) for a, b in zip(gradient(name, "reversible"), ref, strict=True)]

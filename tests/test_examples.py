@@ -7,6 +7,8 @@ energy drift 4.6e-3 vs 1.0e-1 over 500 steps.
 
 import math
 
+import pytest
+
 from examples import fit_pendulum_length, hnn_vs_mlp
 
 
@@ -19,6 +21,7 @@ def test_fit_pendulum_length_reduced():
     assert r["rel_error"] < 0.01
 
 
+@pytest.mark.slow  # about 18 s on 2 cores: run by `make test-slow` in CI
 def test_hnn_vs_mlp_reduced():
     r = hnn_vs_mlp.main(iters=200, n_train=8, n_test=4, data_steps=40, rollout_steps=200, verbose=False)
     for name in ("hnn", "mlp"):
