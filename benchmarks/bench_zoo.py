@@ -15,6 +15,7 @@ run when it runs the fused kernel, counting the TP-IR step's arithmetic (FMA = 2
 
 Run:  PYTHONPATH=. python benchmarks/bench_zoo.py            (GPU sizes on a GPU, small sizes on a CPU)
       ZOO_CASES=pendulum_vmap,kepler  selects cases; ZOO_SCALE=0.25 scales every ensemble size;
+      ZOO_GRAD_ONLY=1 times only tpjax's forward and the gradient columns;
       ZOO_UNROLLS=1,10  the user-scan unrolls timed (default: 1,10,50, fewer where XLA's compile is slow)
       writes $OUT/bench_zoo.md when OUT is set
 """
@@ -116,13 +117,16 @@ CASES = [
     case("fpu_d8", v_fpu, (8,), 262_144, 4_096, 1000, 0.05, np.sin(np.arange(1, 9) * 0.4), np.zeros(8), grad=True),
     case("fpu_d32", v_fpu, (32,), 65_536, 1_024, 1000, 0.05, np.sin(np.arange(1, 33) * 0.1), np.zeros(32)),
     case("fpu_d128", v_fpu, (128,), 16_384, 256, 1000, 0.05, np.sin(np.arange(1, 129) * 0.03), np.zeros(128)),
-    case("lj_6", v_lennard_jones(), (6, 2), 262_144, 2_048, 1000, 0.002, lattice(6, 2), np.zeros((6, 2))),
+    case("lj_6", v_lennard_jones(), (6, 2), 262_144, 2_048, 1000, 0.002, lattice(6, 2), np.zeros((6, 2)), grad=True),
     case(
         "lj_32", v_lennard_jones(), (32, 2), 16_384, 128, 200, 0.002, lattice(32, 2), np.zeros((32, 2)), unrolls=(1, 10)
     ),  # unroll 50 of a 32-atom distance matrix: XLA's compile does not finish in minutes
     case("gravity_5", v_gravity, (5, 3), 262_144, 2_048, 1000, 0.001, np.eye(5, 3) * 2.0, np.zeros((5, 3))),
-    case("mlp_64", v_mlp(), (4,), 65_536, 2_048, 200, 0.01, np.ones(4) * 0.5, np.zeros(4), unrolls=(1, 10)),
+    case("mlp_64", v_mlp(), (4,), 65_536, 2_048, 200, 0.01, np.ones(4) * 0.5, np.zeros(4), unrolls=(1, 10), grad=True),
 ]
+
+
+GRAD_ONLY = os.environ.get("ZOO_GRAD_ONLY") == "1"
 
 
 def timeit(fn, *args):
@@ -283,12 +287,14 @@ def bench(c, scale):
     row["tpjax"] = attempt(tpjax_run(c), q, p)
     print(f"  {c['name']}: tpjax {fmt(row['tpjax'])} ms", flush=True)  # partial results survive a time limit
     unrolls = [int(u) for u in os.environ.get("ZOO_UNROLLS", ",".join(map(str, c["unrolls"]))).split(",")]
+    if GRAD_ONLY:  # ZOO_GRAD_ONLY=1: the forward baselines are not run, only tpjax's forward and the gradients
+        unrolls = []
     for u in (1, 10, 50):
         row[f"u{u}"] = attempt(user_scan(c, u), q, p) if u in unrolls else "not run"
         print(f"  {c['name']}: scan u{u} {fmt(row[f'u{u}'])} ms", flush=True)
-    row["pallas"] = pallas_best(c, q, p) if GPU and not c["flat"] else "-"
+    row["pallas"] = pallas_best(c, q, p) if GPU and not c["flat"] and not GRAD_ONLY else "-"
     row["diffrax"] = "-"
-    if not c["flat"]:
+    if not c["flat"] and not GRAD_ONLY:
         try:
             row["diffrax"] = attempt(diffrax_run(c), q, p)
         except ImportError:
@@ -301,8 +307,16 @@ def bench(c, scale):
     if c["grad"]:
         row["g_user"] = attempt(grad_of(user_scan(c, 10)), q, p)
         row["g_tpjax"] = attempt(grad_of(tpjax_run(c)), q, p)
+        row["g_xla"] = attempt(grad_of(tpjax_run(c, backend="xla")), q, p)
         row["g_rev"] = attempt(grad_of(tpjax_run(c, adjoint="reversible")), q, p)
+        print(f"  {c['name']}: grad user u10 {fmt(row['g_user'])}, tpjax {fmt(row['g_tpjax'])}, xla "
+              f"{fmt(row['g_xla'])}, reversible {fmt(row['g_rev'])} ms", flush=True)  # fmt: skip
     return row
+
+
+def _per_fwd(r):
+    g, f = r.get("g_tpjax"), r["tpjax"]
+    return f"{g / f:.1f}x" if isinstance(g, float) and isinstance(f, float) else "-"
 
 
 def fmt(x):
@@ -312,17 +326,17 @@ def fmt(x):
 def table(rows):
     head = (
         "| case | N x steps | scan u1 | u10 | u50 | pallas | diffrax | tpjax | tpjax / best | %peak "
-        "| grad user u10 | grad tpjax | grad reversible |"
+        "| grad user u10 | grad tpjax | grad tpjax / fwd | grad backend=xla | grad reversible |"
     )
-    lines = [head, "|" + "---|" * 13]
+    lines = [head, "|" + "---|" * 15]
     for r in rows:
         users = [r[k] for k in ("u1", "u10", "u50", "pallas") if isinstance(r[k], float)]
         best = min(users) if users else None
         ratio = f"**{best / r['tpjax']:.2f}x**" if best and isinstance(r["tpjax"], float) else "-"
         lines.append(f"| {r['case']} | {r['n']} x {r['steps']} | " + " | ".join(fmt(r[k]) for k in
                      ("u1", "u10", "u50", "pallas", "diffrax", "tpjax")) + f" | {ratio} | {r['peak']} | "
-                     f"{fmt(r.get('g_user', '-'))} | {fmt(r.get('g_tpjax', '-'))} | "
-                     f"{fmt(r.get('g_rev', '-'))} |")  # fmt: skip
+                     f"{fmt(r.get('g_user', '-'))} | {fmt(r.get('g_tpjax', '-'))} | {_per_fwd(r)} | "
+                     f"{fmt(r.get('g_xla', '-'))} | {fmt(r.get('g_rev', '-'))} |")  # fmt: skip
     return "\n".join(lines)
 
 

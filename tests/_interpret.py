@@ -31,6 +31,10 @@ RB_L = np.array([[1.0, 0.1, 0.5], [0.3, -0.2, 0.9], [-0.7, 0.4, 0.2], [0.1, 1.1,
 def cases(group: str) -> list[str]:
     from tests.hamiltonians import ZOO
 
+    if group == "loops":
+        from tests._interpret_loops import cases as loop_cases
+
+        return loop_cases()
     if group == "rigid_body":
         return [f"rigid_body-order{o}-{d}" for o in (2, 4) for d in TOL]
     if group == "shapes":
@@ -71,7 +75,7 @@ class NpArg:
     def dtype(self):
         import triton.language as tl
 
-        return {"float32": tl.float32, "float64": tl.float64}[self.a.dtype.name]
+        return {"float32": tl.float32, "float64": tl.float64, "int32": tl.int32}[self.a.dtype.name]
 
     def data_ptr(self):
         return self.a.ctypes.data
@@ -225,7 +229,9 @@ def main(group: str) -> None:
     _patch_index()
     _patch_libdevice()
     results: dict = {}
-    {"generated": run_generated, "rigid_body": run_rigid_body, "shapes": run_shapes}[group](results)
+    from tests._interpret_loops import run_loops
+
+    {"generated": run_generated, "rigid_body": run_rigid_body, "shapes": run_shapes, "loops": run_loops}[group](results)
     print(json.dumps(results))
 
 

@@ -56,3 +56,9 @@ def test_kernels_of_matrices_masks_index_arrays_and_dense_layers_equal_xla():
     select), gravity through numpy index arrays (gather / scatter-add probed), a tanh MLP whose weights are
     array parameters (dot_general probed bilinear), a relu well (max) and an FPU chain of d = 24."""
     check("shapes", "tpjax.trajectory(backend='xla')")
+
+
+def test_gradient_loop_kernels_equal_their_reference():
+    """The fused-loop kernels of the gradient (anchored forward step, reversible backward sweep with shared and
+    per-lane parameters and dt, with and without the FSAL force) against primitives.fused_loop's reference."""
+    check("loops", "primitives.fused_loop reference (XLA)")

@@ -69,8 +69,8 @@ class Backward:
     so each sweep is traced once (no separate code for a shorter last piece). end=None: nothing to mask.
     """
 
-    def __init__(self, step, params, dt, ct_saved, *, save_every, want_p, want_dt, tol):
-        self.step, self.params, self.dt, self.tol = step, params, dt, tol
+    def __init__(self, step, params, dt, ct_saved, *, save_every, want_p, want_dt, tol, fuse=False):
+        self.step, self.params, self.dt, self.tol, self.fuse = step, params, dt, tol, fuse
         self.ct_saved, self.save_every = ct_saved, save_every
         self.want_p, self.want_dt = want_p, want_dt
         self.wanted = [p for p, w in zip(params, want_p, strict=True) if w]
@@ -104,6 +104,14 @@ class Backward:
     # ---------------------------------------------------------------- sweeps over one segment (s, s + n]
     def reversible(self, carry, z_end, s, n, end):
         """Rebuild backward from z_{s+n}; returns (rebuilt z_s, carry)."""
+        if self.fuse and self.ct_saved is None:  # one fused loop (on CUDA a generated kernel), same steps
+            from . import fused_sweep
+
+            active = n if end is None else jnp.clip(end - s, 0, n)  # steps m > end are no-ops, and come first
+            out = fused_sweep.sweep(self.step, self.params, self.dt, carry, z_end, active, n, self.want_p,
+                                    self.want_dt)  # fmt: skip
+            if out is not None:
+                return out
 
         def body(c, _):
             z, carry, m = c
@@ -184,9 +192,12 @@ def over_segments(segment, carry, z_first, buf, s0, k, end):
     return carry
 
 
-def backward(step, params, z0, dt, ct_zT, ct_saved, *, steps, save_every, anchors_, every, want_p, want_dt, tol):
-    """Guarded reverse pass (module docstring). Returns (ct_z0, [ct_param for wanted leaves], ct_dt or None)."""
-    bw = Backward(step, params, dt, ct_saved, save_every=save_every, want_p=want_p, want_dt=want_dt, tol=tol)
+def backward(step, params, z0, dt, ct_zT, ct_saved, *, steps, save_every, anchors_, every, want_p, want_dt, tol,
+             fuse=False):  # fmt: skip
+    """Guarded reverse pass (module docstring). Returns (ct_z0, [ct_param for wanted leaves], ct_dt or None).
+    ``fuse``: the reversible sweeps as fused loops (``fused_sweep``)."""
+    bw = Backward(step, params, dt, ct_saved, save_every=save_every, want_p=want_p, want_dt=want_dt, tol=tol,
+                  fuse=fuse)  # fmt: skip
     end = steps if steps % every else None  # None: no piece runs past `steps`, no masking
     z0 = carry_like(list(z0), params, dt, ct_zT, ct_saved)
     # cotangents and anchors typed like the state (an unbatched zero cotangent broadcast by the batching

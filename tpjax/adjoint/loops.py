@@ -72,7 +72,7 @@ def forward(step, params, z0, dt, steps, save_every, runner=run):
     return lax.scan(block, z0, None, length=steps // save_every)
 
 
-def forward_anchored(step, params, z0, dt, steps, save_every, every, unroll=1):
+def forward_anchored(step, params, z0, dt, steps, save_every, every, unroll=1, fuse=False):
     """`forward`, also returning anchors: ceil(steps / every) states, slot j = z_{min((j + 1) every, steps)}.
 
     Without saving: a scan over the anchor segments whose outputs are the anchors, each written once (a
@@ -82,14 +82,18 @@ def forward_anchored(step, params, z0, dt, steps, save_every, every, unroll=1):
     if save_every is None:
         z = carry_like(z0, params, dt)
         full, rem = divmod(steps, every)
+        if fuse:  # each segment one fused loop (on CUDA a generated kernel)
+            from .fused_sweep import run as runner
+        else:
+            runner = run
 
         def segment(z, _):
-            z = run(step, params, z, dt, every, unroll)
+            z = runner(step, params, z, dt, every, unroll)
             return z, z
 
         z, anchors = lax.scan(segment, z, None, length=full)
         if rem:
-            z = run(step, params, z, dt, rem, unroll)
+            z = runner(step, params, z, dt, rem, unroll)
             anchors = tree_map(lambda a, x: jnp.concatenate([a, x[None]]), anchors, z)
         return z, None, anchors
     block = save_every or steps

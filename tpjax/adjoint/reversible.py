@@ -45,6 +45,7 @@ class Config:
     tol: float = 0.0  # guarded: relative reconstruction tolerance
     lin_mask: tuple[bool, ...] = ()  # over (z0 leaves, param leaves, dt): which tangents are operands
     unroll: int = 1  # steps per loop iteration of the primal forward scan
+    fuse: bool = False  # guarded: the gradient's forward run and backward sweeps as fused loops (fused_sweep.py)
 
     @property
     def n_res(self):  # z0, zN, anchors, params, dt
@@ -73,7 +74,7 @@ def _reversible_solve_jvp(cfg, primals, tangents):
     tp, tz0, tdt = tangents
     if cfg.every:
         zT, saved, anchors = loops.forward_anchored(
-            cfg.step, params, z0, dt, cfg.steps, cfg.save_every, cfg.every, cfg.unroll
+            cfg.step, params, z0, dt, cfg.steps, cfg.save_every, cfg.every, cfg.unroll, fuse=cfg.fuse and cfg.guarded
         )
     else:
         (zT, saved), anchors = loops.forward(cfg.step, params, z0, dt, cfg.steps, cfg.save_every), []
@@ -220,7 +221,7 @@ def _bwd_impl(*ops, cfg):
     a0, gp, gdt = guarded.backward(
         cfg.step, params, z0, dt, list(cts[: cfg.nz]), (list(cts[cfg.nz :]) if cfg.save_every else None),
         steps=cfg.steps, save_every=cfg.save_every, anchors_=anchors, every=cfg.every,
-        want_p=cfg.lin_mask[cfg.nz : -1], want_dt=cfg.lin_mask[-1], tol=cfg.tol,
+        want_p=cfg.lin_mask[cfg.nz : -1], want_dt=cfg.lin_mask[-1], tol=cfg.tol, fuse=cfg.fuse,
     )  # fmt: skip
     return [*a0, *gp, *([gdt] if cfg.lin_mask[-1] else [])]
 

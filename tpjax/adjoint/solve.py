@@ -28,6 +28,7 @@ def solve(
     checkpoints: int | None = None,
     tol: float | None = None,
     unroll: int = 1,
+    fuse: bool = False,
 ):
     """Run z_{n+1} = step(params, z_n, dt) for `steps` steps.
 
@@ -72,6 +73,9 @@ def solve(
       unroll: steps per iteration of the forward loop (lax.scan's ``unroll``): the same arithmetic in fewer
         loop trips, which pays for small step bodies (the executors choose it, see
         ``tpjax.executors.loop_form``); derivatives are unaffected.
+      fuse: "guarded" only: run the gradient's anchored forward and its reversible backward sweeps as fused
+        loops (``tpjax.primitives.fused_loop``): on CUDA one generated Triton kernel per loop where the step
+        qualifies, elsewhere the same steps through XLA. The fused executors pass it.
 
     Returns:
       z_final (same pytree as z0) if save_every is None, else (z_final, saved), where saved[k] is the state
@@ -103,7 +107,7 @@ def solve(
         zT, saved = _reversible(step, z0, dt, params, steps, save_every, reanchor, unroll=unroll)
     else:
         every = reanchor or -(-steps // ANCHORS)
-        zT, saved = _reversible(step, z0, dt, params, steps, save_every, every, tol, unroll=unroll)
+        zT, saved = _reversible(step, z0, dt, params, steps, save_every, every, tol, unroll=unroll, fuse=fuse)
     return zT if save_every is None else (zT, saved)
 
 
@@ -134,7 +138,7 @@ def _open_jaxpr(closed):
     return jaxpr
 
 
-def _reversible(step, z0, dt, params, steps, save_every, reanchor, tol=False, unroll=1):
+def _reversible(step, z0, dt, params, steps, save_every, reanchor, tol=False, unroll=1, fuse=False):
     """The custom-derivative solve; tol=False: plain reversible, else guarded (tol None: the default)."""
     z0 = loops.carry_like(z0, params, dt)  # shard_map: trace the step with the state's loop-carry type
     z_leaves, z_tree = jax.tree_util.tree_flatten(z0)
@@ -154,7 +158,7 @@ def _reversible(step, z0, dt, params, steps, save_every, reanchor, tol=False, un
     cfg = Config(flat_step, len(z_leaves), len(p_leaves) + len(consts), steps, save_every, reanchor, unroll=unroll)
     if tol is not False:
         tol = default_tol([jnp.result_type(z) for z in z_leaves]) if tol is None else float(tol)
-        cfg = dataclasses.replace(cfg, guarded=True, tol=tol)
+        cfg = dataclasses.replace(cfg, guarded=True, tol=tol, fuse=bool(fuse))
     zT, saved = reversible_solve(cfg, [*p_leaves, *consts], [jnp.asarray(z) for z in z_leaves], dt)
     unflat = partial(jax.tree_util.tree_unflatten, z_tree)
     return unflat(zT), (unflat(saved) if save_every else None)

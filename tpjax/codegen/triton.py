@@ -24,14 +24,14 @@ from .triton_source import generate_program as generate_program
 _MODULES: dict[str, object] = {}  # generated source -> imported module
 
 
-def load_kernel(source: str):
+def load_kernel(source: str, name: str = KERNEL_NAME):
     """Import ``source`` through the private kernel cache (``kernel_cache.load_module``: a real file, since
     Triton's JIT reads the function's source; verified against its hash before it is executed) and return
-    the kernel; cached by the source text."""
+    its kernel ``name``; cached by the source text."""
     mod = _MODULES.get(source)
     if mod is None:
         mod = _MODULES[source] = kernel_cache.load_module(source)
-    return getattr(mod, KERNEL_NAME)
+    return getattr(mod, name)
 
 
 def kernel(comp, save: bool = False):

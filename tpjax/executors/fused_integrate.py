@@ -23,6 +23,7 @@ import jax.numpy as jnp
 from jax.extend.core import Primitive
 from jax.interpreters import ad, batching
 
+from ..primitives._common import zero_tangent
 from ..primitives._cuda import register_lowerings
 from ..primitives._sharding import like
 from .sharding import per_shard
@@ -89,9 +90,10 @@ def _abstract(q, p, dt, *consts, comp, steps, fast_math, save_every, adjoint, re
 def _reference(q, p, dt, *consts, comp, steps, fast_math, save_every, adjoint="guarded", reanchor=None):
     from ..adjoint import solve
     from .loop_form import unroll_for
-    from .xla import for_xla
 
-    comp = for_xla(comp)
+    # The FSAL carry stays (unlike the XLA executor on GPUs, for_xla): this path runs where the kernel does not
+    # (every platform but CUDA, where XLA keeps it too) and in the gradient, whose loops are fused kernels on
+    # CUDA: one force evaluation per step fewer there, and half the backward sweep's arithmetic.
     stepper = comp.method.stepper(comp)
     step = stepper.step
     unroll = unroll_for(comp, steps)
@@ -99,10 +101,11 @@ def _reference(q, p, dt, *consts, comp, steps, fast_math, save_every, adjoint="g
     def one(a, b):
         z0 = stepper.initial(tuple(consts), (a, b))
         if save_every is None:
-            z = solve(step, z0, dt, tuple(consts), steps=steps, adjoint=adjoint, reanchor=reanchor, unroll=unroll)
+            z = solve(step, z0, dt, tuple(consts), steps=steps, adjoint=adjoint, reanchor=reanchor, unroll=unroll,
+                      fuse=True)  # fmt: skip
             return z[0], z[1]
         z, saved = solve(step, z0, dt, tuple(consts), steps=steps, save_every=save_every, adjoint=adjoint,
-                         reanchor=reanchor, unroll=unroll)  # fmt: skip
+                         reanchor=reanchor, unroll=unroll, fuse=True)  # fmt: skip
         return z[0], z[1], saved[0], saved[1]
 
     q, p = jnp.asarray(q), jnp.asarray(p)  # (a Python-number state arrives here as a typed float under jvp)
@@ -119,10 +122,21 @@ def _reference(q, p, dt, *consts, comp, steps, fast_math, save_every, adjoint="g
 
 # 5. JVP: the reference path's (its reverse mode is the reversible adjoint); no transpose (not linear).
 def _jvp(primals, tangents, **params):
-    tangents = [ad.instantiate_zeros(t) for t in tangents]
-    out = fused_integrate_p.bind(*primals, **params)
-    _, t_out = jax.jvp(lambda *xs: _reference(*xs, **params), tuple(primals), tuple(tangents))
-    return out, list(t_out)
+    """The reference's JVP, primal included: under ``jax.grad`` its forward run (the guarded adjoint's anchored
+    run, a fused loop) is the only one; the kernel would run the same steps a second time."""
+    live = [k for k, t in enumerate(tangents) if type(t) is not ad.Zero]  # the rest stay symbolic zeros: no
+    if not live:  # cotangent is accumulated for an undifferentiated parameter (or dt) in the backward sweep
+        out = fused_integrate_p.bind(*primals, **params)
+        return out, [zero_tangent(x) for x in out]
+
+    def f(*xs):
+        full = list(primals)
+        for k, x in zip(live, xs, strict=True):
+            full[k] = x
+        return _reference(*full, **params)
+
+    out, t_out = jax.jvp(f, tuple(primals[k] for k in live), tuple(tangents[k] for k in live))
+    return list(out), list(t_out)
 
 
 # 6. batching: batched (q, p) fold into the flat ensemble; a batched dt or parameter takes the reference.

@@ -66,6 +66,7 @@ RULES = {
         Op.POISSON_J, b.fresh("F"), xs, (("type", e.params["kind"]),), aval=e.outvars[0].aval
     ),  # fmt: skip
     "tp_lie_cross": lambda b, e, x, y: b.emit(Op.LIE_CROSS, b.fresh("F"), (x, y), aval=e.outvars[0].aval),
+    "tp_symp_step": lambda b, e, s, f, dt: _symp_step(b, e, s, f, dt),  # s + coef*dt*f -> FMA f, FMA(dt, coef, 0), s
 }
 for _name, _func in BY_JAX_NAME.items():  # f(x[, y]) -> ELEM f, x[, y]   (the registry's jaxpr names)
     RULES[_name] = lambda b, e, *xs, _f=_func: _elem(b, e, _f, *xs)
@@ -76,6 +77,16 @@ def _broadcast(b, eqn, x):
     if not isinstance(x, str) and b.phase == "backward":  # a filled adjoint: GRAD_INIT g, v
         return b.emit(Op.GRAD_INIT, b.fresh("G"), (x,), aval=aval)
     return _elem(b, eqn, "broadcast", x, shape=tuple(aval.shape), bdims=tuple(eqn.params["broadcast_dimensions"]))
+
+
+def _symp_step(b, eqn, s, f, dt):
+    """SYMP_STEP as it appears in the jaxpr of a compiled step (and of its vjp): ``s + coef*dt*f`` as two FMAs
+    (the TP-IR SYMP_STEP instruction updates its state register in place, which a traced jaxpr does not do)."""
+    if len({v.aval.dtype for v in eqn.invars}) != 1:  # a mixed-precision step converts f: keep it as traced
+        return _opaque(b, eqn, [s, f, dt])
+    aval = eqn.outvars[0].aval
+    scaled = b.emit(Op.FMA, _out(b, eqn), (dt, float(eqn.params["coef"]), 0.0), aval=eqn.invars[2].aval)
+    return b.emit(Op.FMA, _out(b, eqn), (f, scaled, s), aval=aval)
 
 
 def _ints(xs) -> tuple:

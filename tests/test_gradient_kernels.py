@@ -1,0 +1,157 @@
+"""Gradients on the fused kernels (issue 10, item 3): the guarded adjoint's two loops as fused loops.
+
+Under ``jax.grad`` of the default (fused-executor) call, the anchored forward run and every reversible backward
+sweep are ``primitives.fused_loop``; on CUDA each lowers to one generated Triton kernel
+(``codegen.triton_loop``). Checked here on the CPU: the gradients equal ``adjoint="direct"`` (the fused
+loops' reference is the same steps through XLA), for shared and per-member parameters and dt, under
+``jax.vmap`` of ``jax.grad`` too; the CUDA cross-lowering of the default gradient holds fused-loop kernels
+and no XLA time loop for them; a body over the statement limit is refused with its reason. The kernels' own
+arithmetic runs under Triton's interpreter (tests/test_interpreted_kernels.py, group "loops") and on the GPU
+(``-m gpu`` below).
+"""
+
+import re
+import zlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import tpjax
+from tpjax import _compat
+from tpjax.executors.choice import on_cuda
+
+jax.config.update("jax_enable_x64", True)
+
+
+def _pendulum(k):
+    return lambda q, p: p**2 / 2 - k * jnp.cos(q)
+
+
+def _loss(k, q0, p0, dt, adjoint=None, backend="auto", steps=100, method="leapfrog"):
+    kw = {} if adjoint is None else {"adjoint": adjoint}
+    run = lambda a, b: tpjax.integrate(_pendulum(k), (a, b), dt=dt, steps=steps, backend=backend, method=method, **kw)
+    qf, pf = jax.vmap(run)(q0, p0)
+    return jnp.sum(qf**2 + 0.5 * pf**3)
+
+
+Q0, P0 = jnp.linspace(0.1, 1.2, 7), jnp.linspace(-0.3, 0.4, 7)
+
+
+@pytest.mark.parametrize("method", ["leapfrog", "yoshida4"])
+def test_default_gradient_through_fused_loops_equals_direct(method):
+    """d/d(k, q0, p0, dt) of a vmapped ensemble: the parameter and dt shared by all members (their per-lane
+    partials are summed after the sweep), 100 steps (32 guarded segments of 4, the last one shorter)."""
+    f = lambda k, q, p, dt, **kw: _loss(k, q, p, dt, method=method, **kw)
+    args = (jnp.asarray(0.9), Q0, P0, jnp.asarray(0.02))
+    jaxpr = str(jax.make_jaxpr(jax.grad(f, argnums=(0, 1, 2, 3)))(*args))
+    assert "tp_fused_loop" in jaxpr  # the anchored forward (the sweeps are inside the guarded backward)
+    got = jax.grad(f, argnums=(0, 1, 2, 3))(*args)
+    want = jax.grad(lambda *a: f(*a, adjoint="direct", backend="xla"), argnums=(0, 1, 2, 3))(*args)
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-10, atol=1e-12)
+
+
+def test_vmap_of_grad_with_per_member_parameters_equals_direct():
+    """jax.vmap(jax.grad(...)) over per-member k: the sweep's parameters are per lane."""
+    ks = jnp.linspace(0.5, 1.5, 3)
+    f = lambda k, **kw: _loss(k, Q0, P0, jnp.asarray(0.02), steps=37, **kw)
+    got = jax.vmap(jax.grad(f))(ks)
+    want = jax.vmap(jax.grad(lambda k: f(k, adjoint="direct", backend="xla")))(ks)
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-10)
+
+
+def _step(params, z, dt):
+    """Leapfrog of a pendulum with strength params[0], written directly in jnp (no compiled program)."""
+    q, p = z
+    p = p - 0.5 * dt * params[0] * jnp.sin(q)
+    q = q + dt * p
+    return q, p - 0.5 * dt * params[0] * jnp.sin(q)
+
+
+@pytest.mark.parametrize("tol", [0.0, None])
+def test_solve_fuse_gradient_equals_unfused_with_and_without_replays(tol):
+    """solve(..., fuse=True) on any step function: tol=0 replays every segment (the fused sweep's result is
+    discarded and redone), the default keeps it; both equal the unfused guarded adjoint."""
+    from tpjax.adjoint import solve
+
+    z0 = (jnp.asarray(0.3), jnp.asarray(0.1))
+    loss = lambda k, fuse: sum(solve(_step, z0, 0.05, (k,), steps=40, tol=tol, fuse=fuse))
+    got, want = jax.grad(loss)(jnp.asarray(1.1), True), jax.grad(loss)(jnp.asarray(1.1), False)
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    assert "tp_fused_loop" in str(jax.make_jaxpr(jax.grad(loss), static_argnums=1)(jnp.asarray(1.1), True))
+
+
+def _unescape(text: str) -> bytes:
+    """An MLIR string attribute's bytes: ``\\XX`` is a hex byte, ``\\\\`` and ``\\"`` the characters."""
+    esc = lambda m: bytes([int(m.group(1), 16)]) if len(m.group(1)) == 2 else m.group(1)[-1:].encode()
+    return re.sub(r'\\([0-9A-Fa-f]{2}|\\|")', lambda m: esc(m).decode("latin-1"), text).encode("latin-1")
+
+
+def kernel_names(hlo: str) -> list[str]:
+    """The Triton kernel of every ``triton_kernel_call`` in a StableHLO text (its zlib-compressed config)."""
+    out = []
+    pat = r'@triton_kernel_call\([^)]*\) \{api_version = 2 : i32, backend_config = "((?:[^"\\]|\\.)*)"'
+    for m in re.finditer(pat, hlo):
+        names = re.findall(rb"(fused_\w+_kernel|\w+_kernel)", zlib.decompress(_unescape(m.group(1))))
+        out.append(names[0].decode() if names else "?")
+    return out
+
+
+@pytest.mark.skipif(not _compat.has_jax_triton(), reason="jax-triton not installed")
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_default_gradient_cross_lowers_to_fused_loop_kernels(dtype):
+    """CUDA cross-lowering of jax.grad of the default vmapped call: the anchored forward and the backward
+    sweep are fused-loop kernels (the primal is not run a second time by the step kernel)."""
+    q0, p0 = Q0.astype(dtype), P0.astype(dtype)
+    f = lambda q: _loss(jnp.asarray(0.9, dtype), q, p0, jnp.asarray(0.02, dtype))
+    names = kernel_names(_compat.lower_text_for_cuda(jax.grad(f), q0))
+    assert names == ["fused_loop_kernel", "fused_loop_kernel"], names
+
+
+def test_a_body_over_the_statement_limit_is_refused_with_its_reason():
+    from tests.hamiltonians import KERNEL_ZOO
+    from tpjax.adjoint.fused_sweep import SweepBody
+    from tpjax.executors.fused_loop_kernel import kernel_source
+    from tpjax.integrators.stepper import program_stepper
+
+    H, state = KERNEL_ZOO["lennard_jones"]
+    q0, p0 = state(jnp.float64)
+    st = program_stepper(tpjax.compile(H, (q0, p0)).without_fsal())  # four force evaluations per sweep step
+    z = [jax.ShapeDtypeStruct((3, *q0.shape), q0.dtype)] * 2
+    body = SweepBody(st.step, 2, (), False)
+    ok, why = kernel_source(body, [*z, *z], [jax.ShapeDtypeStruct((), q0.dtype)], lanes=1, lane_invariants=(False,))
+    assert not ok and "statements" in why
+
+
+# ---------------------------------------------------------------- GPU
+GPU_TOL = {"float32": 2e-3, "float64": 1e-9}
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not on_cuda(), reason="needs a CUDA GPU with jax-triton")
+@pytest.mark.parametrize("dtype", sorted(GPU_TOL))
+@pytest.mark.parametrize("n", [1, 7, 4097])
+@pytest.mark.parametrize("system", ["pendulum", "kepler", "mlp"])
+def test_gpu_gradient_kernels_equal_direct(system, n, dtype):
+    from tests.hamiltonians import KERNEL_ZOO, ZOO
+
+    H, state = {**ZOO, **KERNEL_ZOO}[system]
+    q0, p0 = state(getattr(jnp, dtype))
+    rng = np.random.default_rng(n)
+    jitter = lambda x: jnp.asarray(np.asarray(x)[None] + 0.02 * rng.standard_normal((n, *np.shape(x))), dtype)
+    q, p = jitter(q0), jitter(p0)
+
+    def loss(q, dt, **kw):
+        qf, pf = jax.vmap(lambda a, b: tpjax.integrate(H, (a, b), dt=dt, steps=200, **kw))(q, p)
+        return jnp.sum(qf**2) + jnp.sum(pf)
+
+    dt = jnp.asarray(0.01, dtype)
+    g = jax.jit(jax.grad(loss, argnums=(0, 1)))
+    assert kernel_names(g.lower(q, dt).as_text()).count("fused_loop_kernel") >= 2
+    got = g(q, dt)
+    want = jax.jit(jax.grad(lambda q, dt: loss(q, dt, backend="xla", adjoint="direct"), argnums=(0, 1)))(q, dt)
+    for a, b in zip(got, want, strict=True):
+        scale = max(float(jnp.abs(b).max()), 1.0)
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=0, atol=GPU_TOL[dtype] * scale)

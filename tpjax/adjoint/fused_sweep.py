@@ -1,0 +1,122 @@
+"""The two loops of a gradient as fused loops (``primitives.fused_loop``): on CUDA, generated Triton kernels.
+
+Used when a solve asks for it (``solve(..., fuse=True)``, which the fused executors pass): the anchored
+forward run (``run``: ``StepBody``, one step per iteration) and the reversible backward sweep of a guarded
+segment (``sweep``: ``SweepBody``, per iteration the state rebuilt one step back, z <- step(z, -dt), and the
+cotangents pulled back through the step at it, as ``guarded.Backward.reversible`` does). The guard itself
+(the rebuilt segment start against its anchor, the replay of a failing segment) stays where it is: the
+kernel only replaces the loop, so the safety policy is unchanged.
+
+The sweep works per lane: a state batched by ``jax.vmap`` (the step a ``reversible._VmappedStep``) is a lane
+axis of the kernel; a parameter (or dt) shared by the lanes gets per-lane cotangent partials, summed over the
+lanes after the sweep. Steps that vmap twice (``jax.vmap`` of ``jax.grad`` of a vmapped solve), sweeps with
+saved-state cotangents (trajectories) and runs on a device mesh (``on_a_mesh``) keep the XLA loops.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+
+from ..primitives.fused_loop import fused_loop
+
+
+@dataclasses.dataclass(frozen=True)
+class StepBody:
+    """carry z -> step(params, z, dt); invariants (*params, dt)."""
+
+    step: Callable
+
+    def __call__(self, z, inv):
+        return list(self.step(list(inv[:-1]), list(z), inv[-1]))
+
+
+def on_a_mesh(*trees) -> bool:
+    """Inside a mesh context (jit with a mesh set, shard_map) or with mesh-typed operands: the fused loops are
+    not used there (their operands' shardings and manual axes would have to be threaded through the sweep's
+    partial cotangents); the XLA loops, which do, run instead."""
+    from ..primitives._sharding import meshy, varying
+
+    if not jax.sharding.get_abstract_mesh().empty:
+        return True
+    avals = [jax.typeof(x) for x in jax.tree_util.tree_leaves(trees)]
+    return any(meshy(a) for a in avals) or bool(varying(*avals))
+
+
+def run(step, params, z, dt, n, unroll=1):
+    """``loops.run`` as a fused loop (the same steps; ``loops.run`` itself on a mesh)."""
+    if n == 0:
+        return z
+    if on_a_mesh(z, params, dt):
+        from .loops import run as xla_run
+
+        return xla_run(step, params, z, dt, n, unroll)
+    out = fused_loop(StepBody(step), list(z), [*params, dt], n_max=n, unroll=unroll)
+    return tuple(out) if isinstance(z, tuple) else out
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepBody:
+    """carry (z, a, gp, gdt) -> one step back: z <- step(z, -dt); (gp, a, gdt) += vjp of the step at z."""
+
+    step: Callable
+    nz: int
+    want_p: tuple
+    want_dt: bool
+
+    def __call__(self, carry, inv):
+        nz, nw = self.nz, sum(self.want_p)
+        z, a, gp = carry[:nz], carry[nz : 2 * nz], carry[2 * nz : 2 * nz + nw]
+        params, dt = list(inv[:-1]), inv[-1]
+        z = list(self.step(params, z, -dt))
+
+        def at(pw, zz, d):
+            it = iter(pw)
+            return list(self.step([next(it) if w else q for q, w in zip(params, self.want_p, strict=True)], zz, d))
+
+        wanted = [p for p, w in zip(params, self.want_p, strict=True) if w]
+        _, vjp = jax.vjp(at, wanted, z, dt)
+        cp, a, cdt = vjp(list(a))
+        out = [*z, *a, *(g + c for g, c in zip(gp, cp, strict=True))]
+        return out + ([carry[-1] + cdt] if self.want_dt else [])
+
+
+def _lanes(step):
+    """(per-system step, lane count, per-parameter lane flags, dt lane flag), or None (nested vmaps)."""
+    from .reversible import _VmappedStep
+
+    if not isinstance(step, _VmappedStep):
+        return step, 0, None, False
+    if isinstance(step.step, _VmappedStep):
+        return None
+    return step.step, 1, tuple(a == 0 for a in step.p_axes), step.dt_axis == 0
+
+
+def sweep(step, params, dt, carry, z_end, n_active, n, want_p, want_dt):
+    """(rebuilt z_s, carry) after ``n_active`` (traced, <= n) backward steps from ``z_end``, or None when
+    the fused loop does not apply (the caller runs its XLA loop)."""
+    unwrapped = _lanes(step)
+    if unwrapped is None or on_a_mesh(carry, z_end, params, dt):
+        return None
+    inner, lanes, p_lane, dt_lane = unwrapped
+    p_lane = p_lane if p_lane is not None else (False,) * len(params)
+    a, gp, gdt = carry
+    nz = len(z_end)
+    lead = tuple(z_end[0].shape[:lanes])
+    wanted_lane = [lane for lane, w in zip(p_lane, want_p, strict=True) if w]
+    # per-lane partial cotangents of shared parameters (and dt) start at 0; per-lane ones carry on
+    part = [g if lane else jnp.zeros((*lead, *g.shape), g.dtype) for g, lane in zip(gp, wanted_lane, strict=True)]
+    parts_dt = [gdt if dt_lane else jnp.zeros((*lead, *jnp.shape(gdt)), jnp.result_type(gdt))] if want_dt else []
+    body = SweepBody(inner, nz, tuple(want_p), bool(want_dt))
+    out = fused_loop(body, [*z_end, *a, *part, *parts_dt], [*params, dt], n_active, n_max=n, lanes=lanes,
+                     lane_invariants=(*p_lane, dt_lane))  # fmt: skip
+    z, a = out[:nz], out[nz : 2 * nz]
+    lane_axes = tuple(range(lanes))
+    gp_out = out[2 * nz : 2 * nz + len(gp)]
+    gp = [o if lane else g + jnp.sum(o, axis=lane_axes) for g, o, lane in zip(gp, gp_out, wanted_lane, strict=True)]
+    if want_dt:
+        gdt = out[-1] if dt_lane else gdt + jnp.sum(out[-1], axis=lane_axes)
+    return z, (a, gp, gdt)

@@ -1,0 +1,112 @@
+"""The fused-loop kernel: ``n`` iterations of a traced loop body per lane, every value in registers.
+
+``generate_loop(lp, lane_invariants)`` writes the ``@triton.jit`` source for a ``frontend.loop_body.LoopProgram``.
+Each Triton program takes ``BLOCK`` lanes; lane i's carried values (components in row-major order) are
+loaded once, the loop ``for _ in range(n)`` runs the body's instructions (``triton_emit._Emitter``), and the
+carried values are stored once. An invariant is per lane (``lane_invariants[k]``: laid out like a carried
+value) or shared by all lanes (read from the same address by every lane). The body's own constants
+(``ptr_c<k>``) are compile-time constants of the kernel. Signature (jax-triton: inputs, scalars, outputs)::
+
+    fused_loop_kernel(x0_ptr, ..., v0_ptr, ..., n_ptr, N, out_x0_ptr, ..., BLOCK: tl.constexpr,
+                      FAST_MATH: tl.constexpr)
+
+``n`` is read from memory (an int32 array: a traced trip count is not a recompile). Used by the gradient of
+the fused executors: the reversible backward sweep and the anchored forward run (``primitives.fused_loop``, whose CUDA
+lowering ``executors.fused_loop_kernel`` launches it).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir.ops import Op
+from .triton_block import _OPAQUE_MSG
+from .triton_emit import MAX_COMPONENTS, _Emitter
+from .triton_source import _HEADER, MAX_STATEMENTS
+
+KERNEL_NAME = "fused_loop_kernel"
+_DTYPES = {"float32": "f32", "float64": "f64"}
+
+
+def _size(shape) -> int:
+    return int(np.prod(shape, dtype=np.int64))
+
+
+def _names(base: str, shape) -> list[str]:
+    return [base] if tuple(shape) == () else [f"{base}_{j}" for j in range(_size(shape))]
+
+
+def _dtype(lp) -> str:
+    kinds = {np.dtype(a.dtype).name for a in (*lp.carry, *lp.invariants)}
+    if len(kinds) != 1 or next(iter(kinds)) not in _DTYPES:
+        raise NotImplementedError(f"tpjax fused loop: one float32 or float64 dtype for every operand, got {kinds}")
+    for a in (*lp.carry, *lp.invariants):
+        if _size(a.shape) > MAX_COMPONENTS:
+            raise NotImplementedError(f"tpjax fused loop: an operand of shape {a.shape} (> {MAX_COMPONENTS})")
+    return _DTYPES[next(iter(kinds))]
+
+
+def _body(lp, dtype: str) -> list[str]:
+    em = _Emitter(dtype, "", _OPAQUE_MSG, lp.program.opaque)
+    for i in lp.program.instrs:
+        if i.op is Op.LOAD:
+            ptr, dst = i.args[0], i.dst[0]
+            em.shapes[dst] = i.shape
+            if ptr.startswith("ptr_c"):  # a constant of the body: folded (integers kept whole for OPAQUE rules)
+                value = np.asarray(lp.consts[int(ptr[5:])]).reshape(i.shape)
+                em.arrays[dst] = value
+                for name, v in zip(em.names(dst, i.shape), value.reshape(-1), strict=True):
+                    em.consts[name] = v if value.dtype.kind in "biu" else em.np(v)
+                continue
+            base = ("x" if ptr.startswith("ptr_x") else "v") + ptr[5:]
+            for name, src in zip(em.names(dst, i.shape), _names(base, i.shape), strict=True):
+                em.consts.pop(name, None)
+                em.lines.append(f"{name} = {src}  # LOAD {ptr}")
+        elif i.op is Op.STORE:
+            base = "x" + i.dst[0][5:]
+            for j, name in enumerate(_names(base, i.shape)):
+                em.lines.append(f"{name} = {em.tensor(em.component(i.args[0], j))}  # STORE {i.dst[0]}")
+        else:
+            em.instr(i)
+    return em.lines
+
+
+def generate_loop(lp, lane_invariants: tuple[bool, ...]) -> str:
+    """Kernel source for ``lp``; ``lane_invariants[k]``: invariant k is per lane (else shared)."""
+    dtype = _dtype(lp)
+    if len(lane_invariants) != len(lp.invariants):
+        raise ValueError("generate_loop: one lane flag per invariant")
+    nc, nv = len(lp.carry), len(lp.invariants)
+    ind = "    "
+    args = "".join(f"x{k}_ptr, " for k in range(nc)) + "".join(f"v{k}_ptr, " for k in range(nv))
+    outs = ", ".join(f"out_x{k}_ptr" for k in range(nc))
+    lines = [
+        f"def {KERNEL_NAME}({args}n_ptr, N, {outs},",
+        "                      BLOCK: tl.constexpr, FAST_MATH: tl.constexpr):",
+        ind + "offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)",
+        ind + "mask = offs < N",
+        ind + "n = tl.load(n_ptr)",
+    ]
+    for k, a in enumerate(lp.carry):
+        d = _size(a.shape)
+        for j, name in enumerate(_names(f"x{k}", a.shape)):
+            lines.append(ind + f"{name} = tl.load(x{k}_ptr + offs * {d} + {j}, mask=mask, other=0.0)")
+    for k, (a, lane) in enumerate(zip(lp.invariants, lane_invariants, strict=True)):
+        d = _size(a.shape)
+        for j, name in enumerate(_names(f"v{k}", a.shape)):
+            at = f"offs * {d} + {j}" if lane else f"offs * 0 + {j}"  # shared: one address, a [BLOCK] tensor
+            lines.append(ind + f"{name} = tl.load(v{k}_ptr + {at}, mask=mask, other=0.0)")
+    lines.append(ind + "for _ in range(n):")
+    lines += [ind * 2 + ln for ln in _body(lp, dtype)]
+    for k, a in enumerate(lp.carry):
+        d = _size(a.shape)
+        for j, name in enumerate(_names(f"x{k}", a.shape)):
+            lines.append(ind + f"tl.store(out_x{k}_ptr + offs * {d} + {j}, {name}, mask=mask)")
+    statements = sum(1 for ln in lines if not ln.lstrip().startswith("#"))
+    if statements > MAX_STATEMENTS:
+        raise NotImplementedError(
+            f"tpjax fused loop: the unrolled kernel would have {statements} statements (more than "
+            f"{MAX_STATEMENTS}); the XLA loop is used"
+        )
+    title = f"fused loop: {nc} carried, {nv} invariant, dtype={dtype}"
+    return _HEADER.format(title=title) + "\n@triton.jit\n" + "\n".join(lines) + "\n"

@@ -1,0 +1,70 @@
+"""The CUDA lowering of ``primitives.fused_loop``: the body traced per lane (``frontend.loop_body``), written
+as a fused-loop Triton kernel (``codegen.triton_loop``) and launched over the flattened lanes.
+
+``register()`` (run when ``tpjax.executors`` is imported) adds ``launch`` to
+``primitives.fused_loop.CUDA_LAUNCHERS``; a body the generator refuses (an OPAQUE op it cannot write, an
+integer operand, more than ``MAX_STATEMENTS`` statements) returns None, and the primitive lowers its XLA
+reference instead. Sources are generated once per body and per-lane avals (``kernel_source``).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from ..codegen.triton_loop import KERNEL_NAME, generate_loop
+
+
+@functools.lru_cache(maxsize=128)
+def _source(body, carry, invariants, lane_invariants) -> tuple[bool, str]:
+    from ..frontend.loop_body import loop_program
+
+    try:
+        return True, generate_loop(loop_program(body, carry, invariants), lane_invariants)
+    except NotImplementedError as e:
+        return False, str(e)
+
+
+def kernel_source(body, carry_avals, inv_avals, *, lanes: int, lane_invariants) -> tuple[bool, str]:
+    """(True, kernel source) or (False, why not) for operands with these avals (lane axes included)."""
+    import jax
+
+    sds = lambda a, k: jax.ShapeDtypeStruct(tuple(a.shape[k:]), a.dtype)
+    carry = tuple(sds(a, lanes) for a in carry_avals)
+    inv = tuple(sds(a, lanes if lane else 0) for a, lane in zip(inv_avals, lane_invariants, strict=True))
+    return _source(body, carry, inv, tuple(lane_invariants))
+
+
+BLOCK = 128
+
+
+def launch(ops, *, body, nc, n_max, lanes, lane_invariants, masked, unroll):
+    """The fused-loop kernel on the operands of one ``fused_loop_p`` (flattened lanes), or None."""
+    import jax.numpy as jnp
+
+    from .. import _compat
+    from ..codegen.triton import load_kernel
+
+    carry, inv, n = list(ops[:nc]), list(ops[nc:-1]), ops[-1]
+    ok, src = kernel_source(body, carry, inv, lanes=lanes, lane_invariants=lane_invariants)
+    N = int(np.prod(carry[0].shape[:lanes], dtype=np.int64)) if carry else 0
+    if not ok or N == 0 or not _compat.has_jax_triton():
+        return None
+    kern = load_kernel(src, KERNEL_NAME)
+    trips = jnp.clip(n, 0, n_max).astype(jnp.int32).reshape(())
+    outs = _compat.triton_call(
+        *(x.reshape(-1) for x in (*carry, *inv)), trips, N, kernel=kern, out_shape=[x.reshape(-1) for x in carry],
+        grid=((N + BLOCK - 1) // BLOCK,), num_warps=4, BLOCK=BLOCK, FAST_MATH=False,
+    )  # fmt: skip
+    return [o.reshape(x.shape) for o, x in zip(outs, carry, strict=True)]
+
+
+def register() -> None:
+    from ..primitives import fused_loop
+
+    if launch not in fused_loop.CUDA_LAUNCHERS:
+        fused_loop.CUDA_LAUNCHERS.append(launch)
+
+
+register()

@@ -1,0 +1,151 @@
+"""FUSED_LOOP: ``n`` iterations of a traced loop body over an ensemble of lanes, as one primitive.
+
+``fused_loop(body, carry, invariants, n, n_max=...)`` returns the carry after ``n`` (a traced int,
+0 <= n <= n_max) iterations of ``carry = body(carry, invariants)``, where ``body`` works on ONE lane (one
+system). Leading ``lanes`` axes of every carried value (and of the invariants marked per lane) are the
+ensemble; the other invariants are shared by all lanes. On CUDA it lowers to the fused-loop Triton kernel
+generated from the body (``codegen.loop_program`` + ``codegen.triton_loop``, in ``CUDA_LAUNCHERS``: every
+value in registers, one launch for all iterations); wherever that kernel cannot be generated, and on every
+other platform, to the reference: a ``lax.scan`` of ``n_max`` iterations masked past ``n`` (the same
+arithmetic, transposable).
+
+The gradients of the fused executors use it for their two loops: the anchored forward run and the reversible
+backward sweep (``adjoint.guarded``). Its own derivatives are those of the reference (JVP; reverse mode
+transposes that); ``jax.vmap`` adds a lane axis.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+from jax.extend.core import Primitive
+from jax.interpreters import ad, batching
+
+from ._cuda import register_lowerings
+from ._sharding import like
+
+fused_loop_p = Primitive("tp_fused_loop")
+fused_loop_p.multiple_results = True
+
+
+def fused_loop(body, carry, invariants, n=None, *, n_max: int, lanes: int = 0, lane_invariants=None,
+               unroll: int = 1):  # fmt: skip
+    """The carry after ``n`` iterations of ``body`` (see the module docstring); ``n=None``: exactly ``n_max``
+    (no masking in the reference). ``body`` must be hashable (a frozen dataclass or a module-level
+    function): it is a static parameter of the primitive. ``unroll``: of the reference's scan."""
+    carry, invariants = list(carry), list(invariants)
+    lane_invariants = tuple(bool(x) for x in (lane_invariants or (False,) * len(invariants)))
+    masked = n is not None
+    n = jnp.asarray(n_max if n is None else n, jnp.int32)
+    out = fused_loop_p.bind(
+        *carry,
+        *invariants,
+        n,
+        body=body,
+        nc=len(carry),
+        n_max=int(n_max),
+        lanes=int(lanes),
+        lane_invariants=lane_invariants,
+        masked=masked,
+        unroll=max(1, min(int(unroll), int(n_max))),
+    )
+    return list(out)
+
+
+def _split(ops, nc):
+    return list(ops[:nc]), list(ops[nc:-1]), ops[-1]
+
+
+def _per_lane(body, lanes, lane_invariants):
+    f = lambda c, v: list(body(list(c), list(v)))
+    axes = [0 if lane else None for lane in lane_invariants]
+    for _ in range(lanes):
+        f = jax.vmap(f, in_axes=(0, axes))
+    return f
+
+
+# ---------------------------------------------------------------- reference
+def _reference(*ops, body, nc, n_max, lanes, lane_invariants, masked, unroll):
+    carry, inv, n = _split(ops, nc)
+    if n_max == 0:
+        return carry
+    f = _per_lane(body, lanes, lane_invariants)
+    if unroll > 1 and jax.default_backend() == "cpu":  # as adjoint.loops.run: unrolled, each iteration's
+        g = f  # arithmetic stays that of unroll 1 (a chaotic run's gradient is sensitive to its last bits)
+        f = lambda c, v: lax.optimization_barrier(g(c, v))
+
+    def it(c, i):
+        new = f(c, inv)
+        return ([jnp.where(i < n, a, b) for a, b in zip(new, c, strict=True)] if masked else new), None
+
+    out, _ = lax.scan(it, carry, jnp.arange(n_max, dtype=jnp.int32), unroll=unroll)
+    return out
+
+
+def _abstract(*avals, nc, **_):
+    return [like(a, avals) for a in avals[:nc]]  # laid out like the carry (a mesh sharding, manual axes)
+
+
+def _jvp(primals, tangents, **params):
+    tangents = [ad.instantiate_zeros(t) for t in tangents[:-1]]
+    out = fused_loop_p.bind(*primals, **params)
+    _, t_out = jax.jvp(lambda *xs: _reference(*xs, primals[-1], **params), tuple(primals[:-1]),
+                       tuple(tangents[:-1]))  # fmt: skip
+    return out, list(t_out)
+
+
+# ---------------------------------------------------------------- batching: one more lane axis
+def _batch(args, dims, *, body, nc, n_max, lanes, lane_invariants, masked, unroll):
+    carry, inv, n = _split(args, nc)
+    cd, vd, nd = _split(dims, nc)
+    static = dict(body=body, nc=nc, n_max=n_max, masked=masked, unroll=unroll)
+    if nd is not None:  # a per-member trip count: the reference, vmapped
+        f = jax.vmap(lambda *xs: _reference(*xs, lanes=lanes, lane_invariants=lane_invariants, **static),
+                     in_axes=tuple(dims))  # fmt: skip
+        out = f(*args)
+        return out, [0] * nc
+    size = next(x.shape[d] for x, d in zip(args, dims, strict=True) if d is not None)
+    carry = [_front(x, d, size) for x, d in zip(carry, cd, strict=True)]
+    new_inv, new_lane = [], []
+    for x, d, lane in zip(inv, vd, lane_invariants, strict=True):
+        if d is None and not lane:
+            new_inv.append(x)  # shared by every lane, old and new
+            new_lane.append(False)
+            continue
+        x = _front(x, d, size)
+        if not lane and lanes:  # per new lane only: spread over the old lane axes
+            lead = carry[0].shape[: lanes + 1]
+            x = jnp.broadcast_to(x.reshape(size, *(1,) * lanes, *x.shape[1:]), (*lead, *x.shape[1:]))
+        new_inv.append(x)
+        new_lane.append(True)
+    out = fused_loop_p.bind(*carry, *new_inv, n, lanes=lanes + 1, lane_invariants=tuple(new_lane), **static)
+    return out, [0] * nc
+
+
+def _front(x, d, size):
+    if d is None:
+        return jnp.broadcast_to(x, (size, *x.shape))
+    return jnp.moveaxis(x, d, 0)
+
+
+# ---------------------------------------------------------------- CUDA: the generated kernel
+#: the kernel launcher, registered by ``tpjax.codegen.triton_loop`` (a higher layer; imported with
+#: ``tpjax.executors``): ``launch(ops, *, body, nc, n_max, lanes, lane_invariants) -> outputs or None``
+#: (None: no kernel for this body; the reference is lowered instead).
+CUDA_LAUNCHERS: list = []
+
+
+def _cuda(*ops, **params):
+    for launch in CUDA_LAUNCHERS:
+        out = launch(ops, **params)
+        if out is not None:
+            return out
+    return _reference(*ops, **params)
+
+
+fused_loop_p.def_impl(lambda *a, **k: _reference(*a, **k))
+fused_loop_p.def_abstract_eval(_abstract)
+ad.primitive_jvps[fused_loop_p] = _jvp
+batching.primitive_batchers[fused_loop_p] = _batch
+register_lowerings(fused_loop_p, _reference, _cuda, multiple_results=True)
