@@ -7,11 +7,11 @@ case and way of sharding) and each test here asserts on those rows. This works u
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -33,19 +33,37 @@ ELEMENTWISE = (
 REDUCING = ("loss_grad_replicated_k", "mean_energy_error")
 
 
+def forced_device_env(n_devices: int) -> dict:
+    return dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=f"--xla_force_host_platform_device_count={n_devices}",
+                PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))  # fmt: skip
+
+
 def run_on_forced_devices(module: str, *args: str, n_devices: int = 4, timeout: int = 300) -> str:
     """stdout of ``python -m <module> <args>`` on ``n_devices`` forced CPU devices (asserts it exits 0)."""
-    env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=f"--xla_force_host_platform_device_count={n_devices}",
-               PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))  # fmt: skip
-    proc = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=timeout)  # fmt: skip
+    proc = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=forced_device_env(n_devices),
+                          capture_output=True, text=True, timeout=timeout)  # fmt: skip
     assert proc.returncode == 0, f"{module} failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}"
     return proc.stdout
 
 
-@functools.cache
+def _started_rows(where: Path, timeout: float = 600) -> str:
+    """The output of the run conftest.py started in the background (it writes ``rc`` last)."""
+    deadline = time.monotonic() + timeout
+    while not (where / "rc").exists():
+        assert time.monotonic() < deadline, "the background sharding run did not finish in time"
+        time.sleep(0.5)
+    rc = (where / "rc").read_text().strip()
+    assert rc == "0", f"tests.sharding_cases failed (exit {rc}):\n{(where / 'stderr').read_text()[-4000:]}"
+    return (where / "stdout").read_text()
+
+
+@pytest.fixture(scope="session")
 def rows() -> dict:
-    out = run_on_forced_devices("tests.sharding_cases", *ELEMENTWISE, *REDUCING)
+    """The table of every case and mode: from the run tests/conftest.py started when the session was
+    configured (``TPJAX_SHARDING_ROWS``), else from a run here."""
+    where = os.environ.get("TPJAX_SHARDING_ROWS")
+    out = _started_rows(Path(where)) if where else run_on_forced_devices("tests.sharding_cases", *ELEMENTWISE,
+                                                                         *REDUCING)  # fmt: skip
     table = {}
     for line in out.splitlines():
         r = json.loads(line)
@@ -55,8 +73,8 @@ def rows() -> dict:
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("case", ELEMENTWISE)
-def test_sharded_run_equals_the_unsharded_one_bit_for_bit(case, mode):
-    r = rows()[case, mode]
+def test_sharded_run_equals_the_unsharded_one_bit_for_bit(rows, case, mode):
+    r = rows[case, mode]
     assert r["error"] is None, r["error"]
     assert r["equal"], f"{case} {mode}: sharded differs from unsharded by {r['rel_diff']:.3g} (relative)"
     # the result stays sharded along the ensemble axis: no gather onto one device
@@ -65,10 +83,10 @@ def test_sharded_run_equals_the_unsharded_one_bit_for_bit(case, mode):
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("case", REDUCING)
-def test_reductions_over_a_sharded_ensemble(case, mode):
+def test_reductions_over_a_sharded_ensemble(rows, case, mode):
     """A loss (and its gradient in a replicated parameter) or a mean energy error over the ensemble: the
     result is replicated; it equals the unsharded one up to the order of the cross-device sum."""
-    r = rows()[case, mode]
+    r = rows[case, mode]
     assert r["error"] is None, r["error"]
     assert r["spec"] == "()", f"{case} {mode}: a reduction should be replicated, got spec {r['spec']}"
     assert r["rel_diff"] <= 1e-6, f"{case} {mode}: relative difference {r['rel_diff']:.3g}"

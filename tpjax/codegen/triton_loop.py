@@ -26,6 +26,7 @@ from .triton_source import _HEADER, MAX_STATEMENTS
 
 KERNEL_NAME = "fused_loop_kernel"
 _DTYPES = {"float32": "f32", "float64": "f64"}
+_TL = {"f32": "tl.float32", "f64": "tl.float64"}
 
 
 def _size(shape) -> int:
@@ -46,8 +47,23 @@ def _dtype(lp) -> str:
     return _DTYPES[next(iter(kinds))]
 
 
-def _body(lp, dtype: str) -> list[str]:
+def _uniform(lp, lane_invariants) -> set[str]:
+    """Registers whose value is the same for every lane (computed from shared invariants and constants only):
+    Triton scalars, which a loop-carried value must not become (it is a [BLOCK] tensor)."""
+    uniform: set[str] = set()
+    for i in lp.program.instrs:
+        if i.op is Op.LOAD:
+            ptr = i.args[0]
+            if ptr.startswith("ptr_c") or (ptr.startswith("ptr_v") and not lane_invariants[int(ptr[5:])]):
+                uniform.update(i.dst)
+        elif i.op is not Op.STORE and all(not isinstance(a, str) or a in uniform for a in i.args):
+            uniform.update(i.dst)
+    return uniform
+
+
+def _body(lp, dtype: str, lane_invariants) -> list[str]:
     em = _Emitter(dtype, "", _OPAQUE_MSG, lp.program.opaque)
+    uniform = _uniform(lp, lane_invariants)
     for i in lp.program.instrs:
         if i.op is Op.LOAD:
             ptr, dst = i.args[0], i.dst[0]
@@ -58,14 +74,21 @@ def _body(lp, dtype: str) -> list[str]:
                 for name, v in zip(em.names(dst, i.shape), value.reshape(-1), strict=True):
                     em.consts[name] = v if value.dtype.kind in "biu" else em.np(v)
                 continue
+            k = int(ptr[5:])
+            shared_array = ptr.startswith("ptr_v") and not lane_invariants[k] and i.shape != ()
             base = ("x" if ptr.startswith("ptr_x") else "v") + ptr[5:]
-            for name, src in zip(em.names(dst, i.shape), _names(base, i.shape), strict=True):
+            for j, (name, src) in enumerate(zip(em.names(dst, i.shape), _names(base, i.shape), strict=True)):
                 em.consts.pop(name, None)
+                if shared_array:  # read where it is used (uniform loads hit the cache): no registers held
+                    src = f"tl.load(v{k}_ptr + {j})"
                 em.lines.append(f"{name} = {src}  # LOAD {ptr}")
         elif i.op is Op.STORE:
-            base = "x" + i.dst[0][5:]
+            base, reg = "x" + i.dst[0][5:], i.args[0]
             for j, name in enumerate(_names(base, i.shape)):
-                em.lines.append(f"{name} = {em.tensor(em.component(i.args[0], j))}  # STORE {i.dst[0]}")
+                value = em.tensor(em.component(reg, j))
+                if reg in uniform and not em.is_const(em.component(reg, j)):
+                    value = f"tl.zeros([BLOCK], {_TL[dtype]}) + {value}"  # the same for every lane: a tensor
+                em.lines.append(f"{name} = {value}  # STORE {i.dst[0]}")
         else:
             em.instr(i)
     return em.lines
@@ -93,11 +116,13 @@ def generate_loop(lp, lane_invariants: tuple[bool, ...]) -> str:
             lines.append(ind + f"{name} = tl.load(x{k}_ptr + offs * {d} + {j}, mask=mask, other=0.0)")
     for k, (a, lane) in enumerate(zip(lp.invariants, lane_invariants, strict=True)):
         d = _size(a.shape)
-        for j, name in enumerate(_names(f"v{k}", a.shape)):
-            at = f"offs * {d} + {j}" if lane else f"offs * 0 + {j}"  # shared: one address, a [BLOCK] tensor
-            lines.append(ind + f"{name} = tl.load(v{k}_ptr + {at}, mask=mask, other=0.0)")
+        if lane:
+            lines += [ind + f"{name} = tl.load(v{k}_ptr + offs * {d} + {j}, mask=mask, other=0.0)"
+                      for j, name in enumerate(_names(f"v{k}", a.shape))]  # fmt: skip
+        elif a.shape == ():
+            lines.append(ind + f"v{k} = tl.load(v{k}_ptr)")  # a shared scalar: one register
     lines.append(ind + "for _ in range(n):")
-    lines += [ind * 2 + ln for ln in _body(lp, dtype)]
+    lines += [ind * 2 + ln for ln in _body(lp, dtype, lane_invariants)]
     for k, a in enumerate(lp.carry):
         d = _size(a.shape)
         for j, name in enumerate(_names(f"x{k}", a.shape)):
