@@ -5,7 +5,8 @@ Group "loops" of ``tests._interpret``. For each system: the compiled step (with 
 carry: the GPU's XLA path drops it) as ``fused_sweep.StepBody`` (the anchored forward run) and as
 ``fused_sweep.SweepBody`` (the reversible backward sweep: state one step back, cotangents of the state, of
 every float parameter and of dt pulled back), over 5 lanes in blocks of 4 (the second block masked), with a
-trip count below the loop's maximum; the sweep also with per-lane parameters and dt.
+trip count below the loop's maximum; the sweep also with per-lane parameters and dt, and with saved-state
+cotangents injected as the step index counts down through multiples of ``EVERY``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sys
 import numpy as np
 
 STEPS, ACTIVE, LANES, BLOCK = 9, 7, 5, 4
+M0, EVERY, ROWS = 8, 3, 3  # injected rows at m = 6 and 3 (rows 1 and 0) while m counts down 8, 7, ..., 2
 TOL = {"float64": 1e-12, "float32": 2e-5}
 SYSTEMS = (("pendulum", "float64"), ("pendulum", "float32"), ("kepler", "float64"), ("fpu", "float64"),
            ("lennard_jones", "float64"), ("mlp", "float64"))  # fmt: skip
@@ -26,6 +28,7 @@ def cases() -> list[str]:
         for form in ("fsal", "plain"):
             out += [f"{name}-{dtype}-{form}-step", f"{name}-{dtype}-{form}-sweep"]
         out.append(f"{name}-{dtype}-plain-sweep-per-lane")
+        out.append(f"{name}-{dtype}-plain-sweep-saved")
     # the Lennard-Jones sweep without the FSAL carry (four force evaluations per step) is over the statement
     # limit: it is refused (NotImplementedError, the XLA loop runs), checked in test_gradient_kernels.py
     return [c for c in out if not c.startswith("lennard_jones-float64-plain-sweep")]
@@ -37,8 +40,9 @@ def _zoo():
     return {**ZOO, **KERNEL_ZOO}
 
 
-def _run_case(body, carry, inv, lane_inv, dtype):
-    """(kernel output, reference output) of ``STEPS``-bounded, ``ACTIVE``-trip fused loops."""
+def _run_case(body, carry, inv, lane_inv, dtype, inject=None):
+    """(kernel output, reference output) of ``STEPS``-bounded, ``ACTIVE``-trip fused loops; ``inject``:
+    None or (arrays, carry indices): rows added every ``EVERY`` steps counting down from ``M0``."""
     import jax.numpy as jnp
 
     from tests._interpret import NpArg
@@ -54,15 +58,21 @@ def _run_case(body, carry, inv, lane_inv, dtype):
         [np.zeros(per_lane(v) if flag else np.shape(v), dtype) for v, flag in zip(inv, lane_inv, strict=True)],
     )
     try:
-        kern = TG.load_kernel(generate_loop(lp, tuple(lane_inv)), KERNEL_NAME)
+        into = () if inject is None else tuple(inject[1])
+        kern = TG.load_kernel(generate_loop(lp, tuple(lane_inv), into), KERNEL_NAME)
     except NotImplementedError as e:
         return str(e), None
     outs = [np.zeros_like(c) for c in carry]
     grid = ((LANES + BLOCK - 1) // BLOCK,)
-    kern[grid](*(NpArg(np.asarray(x)) for x in (*carry, *inv)), NpArg(np.array([ACTIVE], np.int32)), LANES,
-               *(NpArg(o) for o in outs), BLOCK=BLOCK, FAST_MATH=False)  # fmt: skip
+    extra, scalars, kw = [], [LANES], {}
+    if inject is not None:
+        extra = [NpArg(np.asarray(x)) for x in inject[0]] + [NpArg(np.array([M0], np.int32))]
+        scalars = [LANES, EVERY]
+        kw = dict(inject=[jnp.asarray(x) for x in inject[0]], inject_into=into, inject_every=EVERY, m0=M0)
+    kern[grid](*(NpArg(np.asarray(x)) for x in (*carry, *inv)), *extra, NpArg(np.array([ACTIVE], np.int32)),
+               *scalars, *(NpArg(o) for o in outs), BLOCK=BLOCK, FAST_MATH=False)  # fmt: skip
     ref = fused_loop(body, [jnp.asarray(c) for c in carry], [jnp.asarray(v) for v in inv], ACTIVE, n_max=STEPS,
-                     lanes=1, lane_invariants=tuple(lane_inv))  # fmt: skip
+                     lanes=1, lane_invariants=tuple(lane_inv), **kw)  # fmt: skip
     return outs, [np.asarray(r) for r in ref]
 
 
@@ -96,10 +106,15 @@ def run_loops(results: dict) -> None:
                 lane_p = [np.stack([p * (1 + 0.01 * k) for k in range(LANES)]).astype(dtype) for p in params]
                 lane_dt = (dt * (1 + 0.1 * np.arange(LANES))).astype(dtype)
                 todo.append(("sweep-per-lane", sweep, [*z, *a, *g], [*lane_p, lane_dt], (True,) * (len(params) + 1)))
+            inj = None
+            if form == "plain":
+                rows = [rng.standard_normal((ROWS, *x.shape)).astype(dtype) for x in z]
+                todo.append(("sweep-saved", sweep, [*z, *a, *g], [*params, dt], (False,) * (len(params) + 1)))
+                inj = (rows, tuple(range(len(z), 2 * len(z))))
             for what, body, carry, inv, lane_inv in todo:
                 if f"{name}-{dtype}-{form}-{what}" not in cases_:
                     continue
-                got, ref = _run_case(body, carry, inv, lane_inv, dtype)
+                got, ref = _run_case(body, carry, inv, lane_inv, dtype, inj if what == "sweep-saved" else None)
                 if ref is None:
                     print(f"{name}-{dtype}-{form}-{what}: {got}", file=sys.stderr)
                     results[f"{name}-{dtype}-{form}-{what}"] = [float("inf"), TOL[dtype]]

@@ -89,6 +89,27 @@ def _unescape(text: str) -> bytes:
     return re.sub(r'\\([0-9A-Fa-f]{2}|\\|")', lambda m: esc(m).decode("latin-1"), text).encode("latin-1")
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_saving_gradient_through_fused_loops_equals_direct(dtype):
+    """A loss over the saved states of the fused primitive (96 steps saved every 8: anchors on save blocks,
+    the saved-state cotangents injected into the sweep) w.r.t. q0 and dt, against adjoint="direct"."""
+    from tpjax.executors.fused_integrate import fused_integrate
+
+    comp = tpjax.compile(_pendulum(0.9), (jnp.asarray(0.1, dtype), jnp.asarray(0.2, dtype)))
+    q0, p0, dt = Q0.astype(dtype), P0.astype(dtype), jnp.asarray(0.02, dtype)
+
+    def loss(q, dt, adjoint="guarded"):
+        qf, _, Q, P = fused_integrate(comp, q, p0, dt, (), steps=96, save_every=8, adjoint=adjoint)
+        return jnp.sum(Q**2) + jnp.sum(jnp.sin(P)) + jnp.sum(qf)
+
+    assert "tp_fused_loop" in str(jax.make_jaxpr(jax.grad(loss, argnums=(0, 1)))(q0, dt))
+    got = jax.jit(jax.grad(loss, argnums=(0, 1)))(q0, dt)
+    want = jax.jit(jax.grad(lambda q, dt: loss(q, dt, "direct"), argnums=(0, 1)))(q0, dt)
+    tol = 1e-12 if dtype == "float64" else 1e-5
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=tol, atol=tol)
+
+
 def kernel_names(hlo: str) -> list[str]:
     """The Triton kernel of every ``triton_kernel_call`` in a StableHLO text (its zlib-compressed config)."""
     out = []
@@ -148,10 +169,36 @@ def test_gpu_gradient_kernels_equal_direct(system, n, dtype):
         return jnp.sum(qf**2) + jnp.sum(pf)
 
     dt = jnp.asarray(0.01, dtype)
-    g = jax.jit(jax.grad(loss, argnums=(0, 1)))
+    g = jax.jit(jax.grad(loss, argnums=(0, 1)))  # fmt: skip
     assert kernel_names(g.lower(q, dt).as_text()).count("fused_loop_kernel") >= 2
     got = g(q, dt)
     want = jax.jit(jax.grad(lambda q, dt: loss(q, dt, backend="xla", adjoint="direct"), argnums=(0, 1)))(q, dt)
+    for a, b in zip(got, want, strict=True):
+        scale = max(float(jnp.abs(b).max()), 1.0)
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=0, atol=GPU_TOL[dtype] * scale)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not on_cuda(), reason="needs a CUDA GPU with jax-triton")
+@pytest.mark.parametrize("dtype", sorted(GPU_TOL))
+@pytest.mark.parametrize("n", [1, 7, 4097])
+def test_gpu_trajectory_gradient_kernels_equal_direct(n, dtype):
+    """A loss over a trajectory's saved states (the default trajectory: fused forward save blocks and a
+    fused sweep with the saved cotangents injected) against backend="xla", adjoint="direct"."""
+    rng = np.random.default_rng(n)
+    q = jnp.asarray(1.0 + 0.1 * rng.standard_normal(n), dtype)
+    p = jnp.zeros_like(q)
+
+    def loss(q, k, **kw):
+        run = lambda a, b: tpjax.trajectory(_pendulum(k), (a, b), dt=0.01, steps=200, save_every=10, **kw).states
+        Q, P = jax.vmap(run)(q, p)
+        return jnp.sum(Q**2) + jnp.sum(jnp.sin(P))
+
+    k = jnp.asarray(0.9, dtype)
+    g = jax.jit(jax.grad(loss, argnums=(0, 1)))
+    assert kernel_names(g.lower(q, k).as_text()).count("fused_loop_kernel") >= 2
+    got = g(q, k)
+    want = jax.jit(jax.grad(lambda q, k: loss(q, k, backend="xla", adjoint="direct"), argnums=(0, 1)))(q, k)
     for a, b in zip(got, want, strict=True):
         scale = max(float(jnp.abs(b).max()), 1.0)
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=0, atol=GPU_TOL[dtype] * scale)

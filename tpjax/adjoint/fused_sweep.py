@@ -9,8 +9,10 @@ kernel only replaces the loop, so the safety policy is unchanged.
 
 The sweep works per lane: a state batched by ``jax.vmap`` (the step a ``reversible._VmappedStep``) is a lane
 axis of the kernel; a parameter (or dt) shared by the lanes gets per-lane cotangent partials, summed over the
-lanes after the sweep. Steps that vmap twice (``jax.vmap`` of ``jax.grad`` of a vmapped solve), sweeps with
-saved-state cotangents (trajectories) and runs on a device mesh (``on_a_mesh``) keep the XLA loops.
+lanes after the sweep. A trajectory's saved-state cotangents are added inside the sweep as it passes each
+saved step (``fused_loop``'s injection). Steps that vmap twice (``jax.vmap`` of ``jax.grad`` of a vmapped
+solve) and runs on a device mesh (``on_a_mesh``) keep the XLA loops, and so does the anchored forward run
+of a saving solve (its anchors are written per step inside the save blocks).
 """
 
 from __future__ import annotations
@@ -95,9 +97,11 @@ def _lanes(step):
     return step.step, 1, tuple(a == 0 for a in step.p_axes), step.dt_axis == 0
 
 
-def sweep(step, params, dt, carry, z_end, n_active, n, want_p, want_dt):
+def sweep(step, params, dt, carry, z_end, n_active, n, want_p, want_dt, saved=None):
     """(rebuilt z_s, carry) after ``n_active`` (traced, <= n) backward steps from ``z_end``, or None when
-    the fused loop does not apply (the caller runs its XLA loop)."""
+    the fused loop does not apply (the caller runs its XLA loop). ``saved``: None, or (the saved-state
+    cotangents, save_every, the index of the first step pulled back): each is added to the state's cotangent
+    as the sweep passes its step, as ``guarded.Backward.pull`` does."""
     unwrapped = _lanes(step)
     if unwrapped is None or on_a_mesh(carry, z_end, params, dt):
         return None
@@ -111,8 +115,12 @@ def sweep(step, params, dt, carry, z_end, n_active, n, want_p, want_dt):
     part = [g if lane else jnp.zeros((*lead, *g.shape), g.dtype) for g, lane in zip(gp, wanted_lane, strict=True)]
     parts_dt = [gdt if dt_lane else jnp.zeros((*lead, *jnp.shape(gdt)), jnp.result_type(gdt))] if want_dt else []
     body = SweepBody(inner, nz, tuple(want_p), bool(want_dt))
+    inject = {}
+    if saved is not None:
+        ct_saved, save_every, m0 = saved
+        inject = dict(inject=list(ct_saved), inject_into=tuple(range(nz, 2 * nz)), inject_every=save_every, m0=m0)
     out = fused_loop(body, [*z_end, *a, *part, *parts_dt], [*params, dt], n_active, n_max=n, lanes=lanes,
-                     lane_invariants=(*p_lane, dt_lane))  # fmt: skip
+                     lane_invariants=(*p_lane, dt_lane), **inject)  # fmt: skip
     z, a = out[:nz], out[nz : 2 * nz]
     lane_axes = tuple(range(lanes))
     gp_out = out[2 * nz : 2 * nz + len(gp)]

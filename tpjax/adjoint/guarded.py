@@ -104,12 +104,13 @@ class Backward:
     # ---------------------------------------------------------------- sweeps over one segment (s, s + n]
     def reversible(self, carry, z_end, s, n, end):
         """Rebuild backward from z_{s+n}; returns (rebuilt z_s, carry)."""
-        if self.fuse and self.ct_saved is None:  # one fused loop (on CUDA a generated kernel), same steps
+        if self.fuse:  # one fused loop (on CUDA a generated kernel), the same steps
             from . import fused_sweep
 
             active = n if end is None else jnp.clip(end - s, 0, n)  # steps m > end are no-ops, and come first
+            saved = None if self.ct_saved is None else (self.ct_saved, self.save_every, s + active)
             out = fused_sweep.sweep(self.step, self.params, self.dt, carry, z_end, active, n, self.want_p,
-                                    self.want_dt)  # fmt: skip
+                                    self.want_dt, saved)  # fmt: skip
             if out is not None:
                 return out
 

@@ -12,6 +12,7 @@ types it was traced with). Outside shard_map these casts are no-ops.
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from ..primitives._sharding import axes_of, cast_like, on_mesh, vary
@@ -98,6 +99,16 @@ def forward_anchored(step, params, z0, dt, steps, save_every, every, unroll=1, f
         return z, None, anchors
     block = save_every or steps
     slots = -(-steps // every)
+    if fuse and every % save_every == 0:  # every anchor is a saved state: save blocks of fused loops
+        from .fused_sweep import run as fused_run
+
+        def save_block(z, _):
+            z = fused_run(step, params, z, dt, save_every, unroll)
+            return z, z
+
+        z, saved = lax.scan(save_block, carry_like(z0, params, dt), None, length=steps // save_every)
+        rows = np.array([min((j + 1) * every, steps) // save_every - 1 for j in range(slots)])
+        return z, saved, tree_map(lambda s: s[rows], saved)
     z0 = carry_like(z0, params, dt)
     anchors = tree_map(lambda x: cast_like(jnp.zeros((slots, *x.shape), x.dtype), x, lead=1), z0)  # z0's layout
 

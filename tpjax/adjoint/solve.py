@@ -107,6 +107,8 @@ def solve(
         zT, saved = _reversible(step, z0, dt, params, steps, save_every, reanchor, unroll=unroll)
     else:
         every = reanchor or -(-steps // ANCHORS)
+        if fuse and save_every is not None and reanchor is None:  # segments of whole save blocks: then every
+            every = -(-every // save_every) * save_every  # anchor is a saved state (loops.forward_anchored)
         zT, saved = _reversible(step, z0, dt, params, steps, save_every, every, tol, unroll=unroll, fuse=fuse)
     return zT if save_every is None else (zT, saved)
 

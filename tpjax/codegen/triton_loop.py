@@ -94,8 +94,23 @@ def _body(lp, dtype: str, lane_invariants) -> list[str]:
     return em.lines
 
 
-def generate_loop(lp, lane_invariants: tuple[bool, ...]) -> str:
-    """Kernel source for ``lp``; ``lane_invariants[k]``: invariant k is per lane (else shared)."""
+def _inject(lp, inject_into) -> list[str]:
+    """At step m = m0 - i, a multiple of ``every``: carried value k += row m // every - 1 of its array."""
+    if not inject_into:
+        return []
+    out = ["m = m0 - i", "if m % every == 0:", "    row = (m // every - 1).to(tl.int64)"]
+    for j, k in enumerate(inject_into):
+        d = _size(lp.carry[k].shape)
+        for c, name in enumerate(_names(f"x{k}", lp.carry[k].shape)):
+            at = f"inj{j}_ptr + row * N * {d} + offs * {d} + {c}"
+            out.append(f"    {name} = {name} + tl.load({at}, mask=mask, other=0.0)")
+    return out
+
+
+def generate_loop(lp, lane_invariants: tuple[bool, ...], inject_into: tuple[int, ...] = ()) -> str:
+    """Kernel source for ``lp``; ``lane_invariants[k]``: invariant k is per lane (else shared);
+    ``inject_into``: the carried values that get a row of an injected array where the step index counts
+    down through a multiple of ``every`` (``primitives.fused_loop``)."""
     dtype = _dtype(lp)
     if len(lane_invariants) != len(lp.invariants):
         raise ValueError("generate_loop: one lane flag per invariant")
@@ -103,8 +118,11 @@ def generate_loop(lp, lane_invariants: tuple[bool, ...]) -> str:
     ind = "    "
     args = "".join(f"x{k}_ptr, " for k in range(nc)) + "".join(f"v{k}_ptr, " for k in range(nv))
     outs = ", ".join(f"out_x{k}_ptr" for k in range(nc))
+    if inject_into:
+        args += "".join(f"inj{j}_ptr, " for j in range(len(inject_into))) + "m0_ptr, "
+    scalars = "N, every, " if inject_into else "N, "
     lines = [
-        f"def {KERNEL_NAME}({args}n_ptr, N, {outs},",
+        f"def {KERNEL_NAME}({args}n_ptr, {scalars}{outs},",
         "                      BLOCK: tl.constexpr, FAST_MATH: tl.constexpr):",
         ind + "offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)",
         ind + "mask = offs < N",
@@ -121,7 +139,10 @@ def generate_loop(lp, lane_invariants: tuple[bool, ...]) -> str:
                       for j, name in enumerate(_names(f"v{k}", a.shape))]  # fmt: skip
         elif a.shape == ():
             lines.append(ind + f"v{k} = tl.load(v{k}_ptr)")  # a shared scalar: one register
-    lines.append(ind + "for _ in range(n):")
+    if inject_into:
+        lines.append(ind + "m0 = tl.load(m0_ptr)")
+    lines.append(ind + ("for i in range(n):" if inject_into else "for _ in range(n):"))
+    lines += [ind * 2 + ln for ln in _inject(lp, inject_into)]
     lines += [ind * 2 + ln for ln in _body(lp, dtype, lane_invariants)]
     for k, a in enumerate(lp.carry):
         d = _size(a.shape)

@@ -17,45 +17,49 @@ from ..codegen.triton_loop import KERNEL_NAME, generate_loop
 
 
 @functools.lru_cache(maxsize=128)
-def _source(body, carry, invariants, lane_invariants) -> tuple[bool, str]:
+def _source(body, carry, invariants, lane_invariants, inject_into) -> tuple[bool, str]:
     from ..frontend.loop_body import loop_program
 
     try:
-        return True, generate_loop(loop_program(body, carry, invariants), lane_invariants)
+        return True, generate_loop(loop_program(body, carry, invariants), lane_invariants, inject_into)
     except NotImplementedError as e:
         return False, str(e)
 
 
-def kernel_source(body, carry_avals, inv_avals, *, lanes: int, lane_invariants) -> tuple[bool, str]:
+def kernel_source(body, carry_avals, inv_avals, *, lanes: int, lane_invariants, inject_into=()) -> tuple[bool, str]:
     """(True, kernel source) or (False, why not) for operands with these avals (lane axes included)."""
     import jax
 
     sds = lambda a, k: jax.ShapeDtypeStruct(tuple(a.shape[k:]), a.dtype)
     carry = tuple(sds(a, lanes) for a in carry_avals)
     inv = tuple(sds(a, lanes if lane else 0) for a, lane in zip(inv_avals, lane_invariants, strict=True))
-    return _source(body, carry, inv, tuple(lane_invariants))
+    return _source(body, carry, inv, tuple(lane_invariants), tuple(inject_into))
 
 
 BLOCK = 128
 
 
-def launch(ops, *, body, nc, n_max, lanes, lane_invariants, masked, unroll):
+def launch(ops, *, body, nc, n_max, lanes, lane_invariants, masked, unroll, inject_into, inject_every):
     """The fused-loop kernel on the operands of one ``fused_loop_p`` (flattened lanes), or None."""
     import jax.numpy as jnp
 
     from .. import _compat
     from ..codegen.triton import load_kernel
+    from ..primitives.fused_loop import split
 
-    carry, inv, n = list(ops[:nc]), list(ops[nc:-1]), ops[-1]
-    ok, src = kernel_source(body, carry, inv, lanes=lanes, lane_invariants=lane_invariants)
+    carry, inv, inj, m0, n = split(ops, nc, inject_into)
+    ok, src = kernel_source(body, carry, inv, lanes=lanes, lane_invariants=lane_invariants, inject_into=inject_into)
     N = int(np.prod(carry[0].shape[:lanes], dtype=np.int64)) if carry else 0
     if not ok or N == 0 or not _compat.has_jax_triton():
         return None
     kern = load_kernel(src, KERNEL_NAME)
     trips = jnp.clip(n, 0, n_max).astype(jnp.int32).reshape(())
+    extra = [*(x.reshape(-1) for x in inj), jnp.asarray(m0, jnp.int32).reshape(())] if inject_into else []
+    scalars = [N, int(inject_every)] if inject_into else [N]
     outs = _compat.triton_call(
-        *(x.reshape(-1) for x in (*carry, *inv)), trips, N, kernel=kern, out_shape=[x.reshape(-1) for x in carry],
-        grid=((N + BLOCK - 1) // BLOCK,), num_warps=4, BLOCK=BLOCK, FAST_MATH=False,
+        *(x.reshape(-1) for x in (*carry, *inv)), *extra, trips, *scalars, kernel=kern,
+        out_shape=[x.reshape(-1) for x in carry], grid=((N + BLOCK - 1) // BLOCK,), num_warps=4, BLOCK=BLOCK,
+        FAST_MATH=False,
     )  # fmt: skip
     return [o.reshape(x.shape) for o, x in zip(outs, carry, strict=True)]
 

@@ -30,17 +30,25 @@ fused_loop_p.multiple_results = True
 
 
 def fused_loop(body, carry, invariants, n=None, *, n_max: int, lanes: int = 0, lane_invariants=None,
-               unroll: int = 1):  # fmt: skip
+               unroll: int = 1, inject=(), inject_into=(), inject_every=None, m0=None):  # fmt: skip
     """The carry after ``n`` iterations of ``body`` (see the module docstring); ``n=None``: exactly ``n_max``
     (no masking in the reference). ``body`` must be hashable (a frozen dataclass or a module-level
-    function): it is a static parameter of the primitive. ``unroll``: of the reference's scan."""
-    carry, invariants = list(carry), list(invariants)
+    function): it is a static parameter of the primitive. ``unroll``: of the reference's scan.
+
+    Injection (the saved-state cotangents of a backward sweep): iteration i counts down the step index
+    m = m0 - i; before the body runs, where m is a multiple of ``inject_every``, row m // inject_every - 1 of
+    ``inject[j]`` (shape ``(rows, *lanes, *carry[k].shape[lanes:])``) is added to ``carry[inject_into[j]]``."""
+    carry, invariants, inject = list(carry), list(invariants), list(inject)
     lane_invariants = tuple(bool(x) for x in (lane_invariants or (False,) * len(invariants)))
     masked = n is not None
     n = jnp.asarray(n_max if n is None else n, jnp.int32)
+    if len(inject) != len(inject_into) or (inject and inject_every is None):
+        raise ValueError("fused_loop: one inject_into index per inject array, and inject_every with them")
+    extra = [*inject, jnp.asarray(m0, jnp.int32)] if inject else []
     out = fused_loop_p.bind(
         *carry,
         *invariants,
+        *extra,
         n,
         body=body,
         nc=len(carry),
@@ -49,12 +57,19 @@ def fused_loop(body, carry, invariants, n=None, *, n_max: int, lanes: int = 0, l
         lane_invariants=lane_invariants,
         masked=masked,
         unroll=max(1, min(int(unroll), int(n_max))),
+        inject_into=tuple(int(k) for k in inject_into),
+        inject_every=None if not inject else int(inject_every),
     )
     return list(out)
 
 
-def _split(ops, nc):
-    return list(ops[:nc]), list(ops[nc:-1]), ops[-1]
+def split(ops, nc, inject_into):
+    """(carry, invariants, inject arrays, m0 or None, n) of one equation's operands."""
+    ni = len(inject_into)
+    carry, rest, n = list(ops[:nc]), list(ops[nc:-1]), ops[-1]
+    if not ni:
+        return carry, rest, [], None, n
+    return carry, rest[: len(rest) - ni - 1], rest[len(rest) - ni - 1 : -1], rest[-1], n
 
 
 def _per_lane(body, lanes, lane_invariants):
@@ -66,8 +81,8 @@ def _per_lane(body, lanes, lane_invariants):
 
 
 # ---------------------------------------------------------------- reference
-def _reference(*ops, body, nc, n_max, lanes, lane_invariants, masked, unroll):
-    carry, inv, n = _split(ops, nc)
+def _reference(*ops, body, nc, n_max, lanes, lane_invariants, masked, unroll, inject_into, inject_every):
+    carry, inv, inj, m0, n = split(ops, nc, inject_into)
     if n_max == 0:
         return carry
     f = _per_lane(body, lanes, lane_invariants)
@@ -76,8 +91,17 @@ def _reference(*ops, body, nc, n_max, lanes, lane_invariants, masked, unroll):
         f = lambda c, v: lax.optimization_barrier(g(c, v))
 
     def it(c, i):
+        start = c
+        if inj:  # as adjoint.guarded.Backward.pull
+            m = m0 - i
+            hit = m % inject_every == 0
+            row = jnp.clip(m // inject_every - 1, 0, inj[0].shape[0] - 1)
+            c = list(c)
+            for x, k in zip(inj, inject_into, strict=True):
+                add = lax.dynamic_index_in_dim(x, row, 0, False)
+                c[k] = c[k] + jnp.where(hit, add, jnp.zeros_like(add))
         new = f(c, inv)
-        return ([jnp.where(i < n, a, b) for a, b in zip(new, c, strict=True)] if masked else new), None
+        return ([jnp.where(i < n, a, b) for a, b in zip(new, start, strict=True)] if masked else new), None
 
     out, _ = lax.scan(it, carry, jnp.arange(n_max, dtype=jnp.int32), unroll=unroll)
     return out
@@ -88,19 +112,20 @@ def _abstract(*avals, nc, **_):
 
 
 def _jvp(primals, tangents, **params):
-    tangents = [ad.instantiate_zeros(t) for t in tangents[:-1]]
+    ints = 2 if params["inject_into"] else 1  # m0 and n: integer operands, no tangents
+    tangents = [ad.instantiate_zeros(t) for t in tangents[:-ints]]
     out = fused_loop_p.bind(*primals, **params)
-    _, t_out = jax.jvp(lambda *xs: _reference(*xs, primals[-1], **params), tuple(primals[:-1]),
-                       tuple(tangents[:-1]))  # fmt: skip
+    _, t_out = jax.jvp(lambda *xs: _reference(*xs, *primals[-ints:], **params), tuple(primals[:-ints]),
+                       tuple(tangents))  # fmt: skip
     return out, list(t_out)
 
 
 # ---------------------------------------------------------------- batching: one more lane axis
-def _batch(args, dims, *, body, nc, n_max, lanes, lane_invariants, masked, unroll):
-    carry, inv, n = _split(args, nc)
-    cd, vd, nd = _split(dims, nc)
-    static = dict(body=body, nc=nc, n_max=n_max, masked=masked, unroll=unroll)
-    if nd is not None:  # a per-member trip count: the reference, vmapped
+def _batch(args, dims, *, lanes, lane_invariants, **static):
+    nc, inject_into = static["nc"], static["inject_into"]
+    carry, inv, inj, m0, n = split(args, nc, inject_into)
+    cd, vd, jd, md, nd = split(dims, nc, inject_into)
+    if nd is not None or md is not None:  # a per-member trip count or start: the reference, vmapped
         f = jax.vmap(lambda *xs: _reference(*xs, lanes=lanes, lane_invariants=lane_invariants, **static),
                      in_axes=tuple(dims))  # fmt: skip
         out = f(*args)
@@ -119,7 +144,10 @@ def _batch(args, dims, *, body, nc, n_max, lanes, lane_invariants, masked, unrol
             x = jnp.broadcast_to(x.reshape(size, *(1,) * lanes, *x.shape[1:]), (*lead, *x.shape[1:]))
         new_inv.append(x)
         new_lane.append(True)
-    out = fused_loop_p.bind(*carry, *new_inv, n, lanes=lanes + 1, lane_invariants=tuple(new_lane), **static)
+    inj = [jnp.moveaxis(_front(x, d, size), 0, 1) for x, d in zip(inj, jd, strict=True)]  # (rows, lane, ...)
+    extra = [*inj, m0] if inject_into else []
+    out = fused_loop_p.bind(*carry, *new_inv, *extra, n, lanes=lanes + 1, lane_invariants=tuple(new_lane),
+                            **static)  # fmt: skip
     return out, [0] * nc
 
 
@@ -131,7 +159,7 @@ def _front(x, d, size):
 
 # ---------------------------------------------------------------- CUDA: the generated kernel
 #: the kernel launcher, registered by ``tpjax.codegen.triton_loop`` (a higher layer; imported with
-#: ``tpjax.executors``): ``launch(ops, *, body, nc, n_max, lanes, lane_invariants) -> outputs or None``
+#: ``tpjax.executors``): ``launch(ops, **params) -> outputs or None``
 #: (None: no kernel for this body; the reference is lowered instead).
 CUDA_LAUNCHERS: list = []
 
