@@ -287,6 +287,7 @@ _Q = _ins(Op.LOAD, "S0", ["ptr_q"])
         (_ins(Op.FMA, "S", ["S0", 1.0, 0.0]), r"destination 'S' is not a register \(S/G/F/T/E/C \+ number\)"),
         (_ins(Op.FMA, "X1", ["S0", 1.0, 0.0]), r"destination 'X1' is not a register"),
         (_ins(Op.FMA, "Tx", ["S0", 1.0, 0.0]), r"destination 'Tx' is not a register"),
+        (_ins(Op.FMA, "dt", ["S0", 0.0, 5.0]), r"destination 'dt' is not a register"),  # dt is the run-time step
         (_ins(Op.ELEM, "T0", ["S0"], [("func", "frob")]), r"02 \(ELEM\): unknown ELEM function 'frob'"),
         (_ins(Op.ELEM, "T0", ["S0"], [("func", "div")]), r"02 \(ELEM\): ELEM div takes 2 operand\(s\)"),
         (_ins(Op.ELEM, "T0", ["S0", "S0"], [("func", "sin")]), r"02 \(ELEM\): ELEM sin takes 1 operand\(s\)"),
