@@ -18,7 +18,8 @@ class VerifyError(ValueError):
 
 
 def _is_reg(name: str) -> bool:
-    return name == "dt" or (name[:1] in SPACES and name[1:].isdigit())
+    """A register: S/G/F/T/E/C + number. Not ``dt``: the run-time step is read, never written."""
+    return name[:1] in SPACES and name[1:].isdigit()
 
 
 def verify(prog: Program) -> Program:
