@@ -7,7 +7,7 @@ cotangents pulled back through the step at it, as ``guarded.Backward.reversible`
 (the rebuilt segment start against its anchor, the replay of a failing segment) stays where it is: the
 kernel only replaces the loop, so the safety policy is unchanged.
 
-The sweep works per lane: a state batched by ``jax.vmap`` (the step a ``reversible._VmappedStep``) is a lane
+The sweep works per lane: a state batched by ``jax.vmap`` (the step a ``loops.VmappedStep``) is a lane
 axis of the kernel; a parameter (or dt) shared by the lanes gets per-lane cotangent partials, summed over the
 lanes after the sweep. A trajectory's saved-state cotangents are added inside the sweep as it passes each
 saved step (``fused_loop``'s injection). Steps that vmap twice (``jax.vmap`` of ``jax.grad`` of a vmapped
@@ -24,6 +24,8 @@ import jax
 import jax.numpy as jnp
 
 from ..primitives.fused_loop import fused_loop
+from . import loops
+from .loops import VmappedStep
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,9 +55,7 @@ def run(step, params, z, dt, n, unroll=1):
     if n == 0:
         return z
     if on_a_mesh(z, params, dt):
-        from .loops import run as xla_run
-
-        return xla_run(step, params, z, dt, n, unroll)
+        return loops.run(step, params, z, dt, n, unroll)
     out = fused_loop(StepBody(step), list(z), [*params, dt], n_max=n, unroll=unroll)
     return tuple(out) if isinstance(z, tuple) else out
 
@@ -88,11 +88,9 @@ class SweepBody:
 
 def _lanes(step):
     """(per-system step, lane count, per-parameter lane flags, dt lane flag), or None (nested vmaps)."""
-    from .reversible import _VmappedStep
-
-    if not isinstance(step, _VmappedStep):
+    if not isinstance(step, VmappedStep):
         return step, 0, None, False
-    if isinstance(step.step, _VmappedStep):
+    if isinstance(step.step, VmappedStep):
         return None
     return step.step, 1, tuple(a == 0 for a in step.p_axes), step.dt_axis == 0
 

@@ -10,6 +10,9 @@ state that meets per-shard parameters or dt after one step varies over their axe
 types it was traced with). Outside shard_map these casts are no-ops.
 """
 
+import dataclasses
+from collections.abc import Callable
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -18,6 +21,19 @@ from jax import lax
 from ..primitives._sharding import axes_of, cast_like, on_mesh, vary
 
 tree_map = jax.tree_util.tree_map
+
+
+@dataclasses.dataclass(frozen=True)
+class VmappedStep:
+    """``step`` under ``jax.vmap``: the state batched at axis 0, each parameter at ``p_axes`` (0 or None), dt
+    at ``dt_axis`` (how the batching rules of ``reversible`` vmap a step; ``fused_sweep`` reads it as lanes)."""
+
+    step: Callable
+    p_axes: tuple
+    dt_axis: int | None
+
+    def __call__(self, params, z, dt):
+        return jax.vmap(self.step, in_axes=(list(self.p_axes), 0, self.dt_axis))(params, z, dt)
 
 
 def carry_like(z, *others):
@@ -73,7 +89,7 @@ def forward(step, params, z0, dt, steps, save_every, runner=run):
     return lax.scan(block, z0, None, length=steps // save_every)
 
 
-def forward_anchored(step, params, z0, dt, steps, save_every, every, unroll=1, fuse=False):
+def forward_anchored(step, params, z0, dt, steps, save_every, every, unroll=1, fused_run=None):
     """`forward`, also returning anchors: ceil(steps / every) states, slot j = z_{min((j + 1) every, steps)}.
 
     Without saving: a scan over the anchor segments whose outputs are the anchors, each written once (a
@@ -83,10 +99,7 @@ def forward_anchored(step, params, z0, dt, steps, save_every, every, unroll=1, f
     if save_every is None:
         z = carry_like(z0, params, dt)
         full, rem = divmod(steps, every)
-        if fuse:  # each segment one fused loop (on CUDA a generated kernel)
-            from .fused_sweep import run as runner
-        else:
-            runner = run
+        runner = fused_run or run  # fused_run (fused_sweep.run): each segment one fused loop
 
         def segment(z, _):
             z = runner(step, params, z, dt, every, unroll)
@@ -99,8 +112,7 @@ def forward_anchored(step, params, z0, dt, steps, save_every, every, unroll=1, f
         return z, None, anchors
     block = save_every or steps
     slots = -(-steps // every)
-    if fuse and every % save_every == 0:  # every anchor is a saved state: save blocks of fused loops
-        from .fused_sweep import run as fused_run
+    if fused_run is not None and every % save_every == 0:  # every anchor a saved state: save blocks, fused
 
         def save_block(z, _):
             z = fused_run(step, params, z, dt, save_every, unroll)

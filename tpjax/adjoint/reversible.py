@@ -28,7 +28,7 @@ from jax.extend.core import Primitive
 from jax.interpreters import ad, batching, mlir
 
 from ..primitives._sharding import batch_entry, like, shard_axis
-from . import guarded, loops
+from . import fused_sweep, guarded, loops
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,7 +74,15 @@ def _reversible_solve_jvp(cfg, primals, tangents):
     tp, tz0, tdt = tangents
     if cfg.every:
         zT, saved, anchors = loops.forward_anchored(
-            cfg.step, params, z0, dt, cfg.steps, cfg.save_every, cfg.every, cfg.unroll, fuse=cfg.fuse and cfg.guarded
+            cfg.step,
+            params,
+            z0,
+            dt,
+            cfg.steps,
+            cfg.save_every,
+            cfg.every,
+            cfg.unroll,
+            fused_run=fused_sweep.run if cfg.fuse and cfg.guarded else None,
         )
     else:
         (zT, saved), anchors = loops.forward(cfg.step, params, z0, dt, cfg.steps, cfg.save_every), []
@@ -162,14 +170,7 @@ def _expand(wanted, mask):
 
 
 # ---------------------------------------------------------------- batching: vmap the step itself
-@dataclasses.dataclass(frozen=True)
-class _VmappedStep:
-    step: Callable
-    p_axes: tuple
-    dt_axis: int | None
-
-    def __call__(self, params, z, dt):
-        return jax.vmap(self.step, in_axes=(list(self.p_axes), 0, self.dt_axis))(params, z, dt)
+_VmappedStep = loops.VmappedStep
 
 
 def _put(x, d, size, axis):
