@@ -12,7 +12,7 @@ axis of the kernel; a parameter (or dt) shared by the lanes gets per-lane cotang
 lanes after the sweep. A trajectory's saved-state cotangents are added inside the sweep as it passes each
 saved step (``fused_loop``'s injection). Steps that vmap twice (``jax.vmap`` of ``jax.grad`` of a vmapped
 solve) and runs on a device mesh (``on_a_mesh``) keep the XLA loops, and so does the anchored forward run
-of a saving solve (its anchors are written per step inside the save blocks).
+of a saving solve whose anchor interval is not a multiple of ``save_every`` (a ``reanchor`` given so).
 """
 
 from __future__ import annotations

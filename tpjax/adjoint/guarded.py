@@ -29,6 +29,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from ..primitives._sharding import axes_of, cast_like
+from . import fused_sweep
 from .loops import carry_like
 
 tree_map = jax.tree_util.tree_map
@@ -105,8 +106,6 @@ class Backward:
     def reversible(self, carry, z_end, s, n, end):
         """Rebuild backward from z_{s+n}; returns (rebuilt z_s, carry)."""
         if self.fuse:  # one fused loop (on CUDA a generated kernel), the same steps
-            from . import fused_sweep
-
             active = n if end is None else jnp.clip(end - s, 0, n)  # steps m > end are no-ops, and come first
             saved = None if self.ct_saved is None else (self.ct_saved, self.save_every, s + active)
             out = fused_sweep.sweep(self.step, self.params, self.dt, carry, z_end, active, n, self.want_p,

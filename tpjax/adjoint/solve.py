@@ -75,7 +75,8 @@ def solve(
         ``tpjax.executors.loop_form``); derivatives are unaffected.
       fuse: "guarded" only: run the gradient's anchored forward and its reversible backward sweeps as fused
         loops (``tpjax.primitives.fused_loop``): on CUDA one generated Triton kernel per loop where the step
-        qualifies, elsewhere the same steps through XLA. The fused executors pass it.
+        qualifies, elsewhere the same steps through XLA. The fused executors pass it. With `save_every` and no
+        `reanchor`, the anchor interval is rounded up to a multiple of `save_every` (anchors on save blocks).
 
     Returns:
       z_final (same pytree as z0) if save_every is None, else (z_final, saved), where saved[k] is the state
