@@ -4,7 +4,7 @@
 0 <= n <= n_max) iterations of ``carry = body(carry, invariants)``, where ``body`` works on ONE lane (one
 system). Leading ``lanes`` axes of every carried value (and of the invariants marked per lane) are the
 ensemble; the other invariants are shared by all lanes. On CUDA it lowers to the fused-loop Triton kernel
-generated from the body (``codegen.loop_program`` + ``codegen.triton_loop``, in ``CUDA_LAUNCHERS``: every
+generated from the body (``frontend.loop_body`` + ``codegen.triton_loop``, in ``CUDA_LAUNCHERS``: every
 value in registers, one launch for all iterations); wherever that kernel cannot be generated, and on every
 other platform, to the reference: a ``lax.scan`` of ``n_max`` iterations masked past ``n`` (the same
 arithmetic, transposable).
@@ -158,7 +158,7 @@ def _front(x, d, size):
 
 
 # ---------------------------------------------------------------- CUDA: the generated kernel
-#: the kernel launcher, registered by ``tpjax.codegen.triton_loop`` (a higher layer; imported with
+#: the kernel launcher, registered by ``tpjax.executors.fused_loop_kernel`` (a higher layer; imported with
 #: ``tpjax.executors``): ``launch(ops, **params) -> outputs or None``
 #: (None: no kernel for this body; the reference is lowered instead).
 CUDA_LAUNCHERS: list = []
