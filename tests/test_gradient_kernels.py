@@ -10,6 +10,7 @@ arithmetic runs under Triton's interpreter (tests/test_interpreted_kernels.py, g
 (``-m gpu`` below).
 """
 
+import dataclasses
 import re
 import zlib
 
@@ -164,8 +165,37 @@ def test_a_body_over_the_statement_limit_is_refused_with_its_reason():
     assert not ok and "statements" in why
 
 
+@dataclasses.dataclass(frozen=True)
+class _BrokenBody:
+    """A body whose tracing fails with an error the generator does not expect."""
+
+    def __call__(self, carry, inv):
+        raise RuntimeError("boom")
+
+
+def test_a_generator_defect_warns_and_falls_back_to_xla():
+    from tpjax.executors.fused_loop_kernel import kernel_source
+
+    z = [jax.ShapeDtypeStruct((3,), jnp.float32)]
+    with pytest.warns(RuntimeWarning, match="fused-loop kernel generator failed .RuntimeError: boom"):
+        ok, why = kernel_source(_BrokenBody(), z, z, lanes=1, lane_invariants=(True,))
+    assert not ok and "please report it" in why
+
+
 # ---------------------------------------------------------------- GPU
 GPU_TOL = {"float32": 2e-3, "float64": 1e-9}
+
+
+def _check_default_gradient_on_gpu(loss, x, y, dtype):
+    """jax.grad of ``loss(x, y)`` (the default call: at least two fused-loop kernels in its lowering) against
+    ``loss(x, y, backend="xla", adjoint="direct")``, relative to the largest reference component."""
+    g = jax.jit(jax.grad(loss, argnums=(0, 1)))
+    assert kernel_names(g.lower(x, y).as_text()).count("fused_loop_kernel") >= 2
+    got = g(x, y)
+    want = jax.jit(jax.grad(lambda x, y: loss(x, y, backend="xla", adjoint="direct"), argnums=(0, 1)))(x, y)
+    for a, b in zip(got, want, strict=True):
+        scale = max(float(jnp.abs(b).max()), 1.0)
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=0, atol=GPU_TOL[dtype] * scale)
 
 
 @pytest.mark.gpu
@@ -186,14 +216,7 @@ def test_gpu_gradient_kernels_equal_direct(system, n, dtype):
         qf, pf = jax.vmap(lambda a, b: tpjax.integrate(H, (a, b), dt=dt, steps=200, **kw))(q, p)
         return jnp.sum(qf**2) + jnp.sum(pf)
 
-    dt = jnp.asarray(0.01, dtype)
-    g = jax.jit(jax.grad(loss, argnums=(0, 1)))  # fmt: skip
-    assert kernel_names(g.lower(q, dt).as_text()).count("fused_loop_kernel") >= 2
-    got = g(q, dt)
-    want = jax.jit(jax.grad(lambda q, dt: loss(q, dt, backend="xla", adjoint="direct"), argnums=(0, 1)))(q, dt)
-    for a, b in zip(got, want, strict=True):
-        scale = max(float(jnp.abs(b).max()), 1.0)
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=0, atol=GPU_TOL[dtype] * scale)
+    _check_default_gradient_on_gpu(loss, q, jnp.asarray(0.01, dtype), dtype)
 
 
 @pytest.mark.gpu
@@ -212,11 +235,4 @@ def test_gpu_trajectory_gradient_kernels_equal_direct(n, dtype):
         Q, P = jax.vmap(run)(q, p)
         return jnp.sum(Q**2) + jnp.sum(jnp.sin(P))
 
-    k = jnp.asarray(0.9, dtype)
-    g = jax.jit(jax.grad(loss, argnums=(0, 1)))
-    assert kernel_names(g.lower(q, k).as_text()).count("fused_loop_kernel") >= 2
-    got = g(q, k)
-    want = jax.jit(jax.grad(lambda q, k: loss(q, k, backend="xla", adjoint="direct"), argnums=(0, 1)))(q, k)
-    for a, b in zip(got, want, strict=True):
-        scale = max(float(jnp.abs(b).max()), 1.0)
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=0, atol=GPU_TOL[dtype] * scale)
+    _check_default_gradient_on_gpu(loss, q, jnp.asarray(0.9, dtype), dtype)
