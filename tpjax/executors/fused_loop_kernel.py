@@ -4,12 +4,15 @@ as a fused-loop Triton kernel (``codegen.triton_loop``) and launched over the fl
 ``register()`` (run when ``tpjax.executors`` is imported) adds ``launch`` to
 ``primitives.fused_loop.CUDA_LAUNCHERS``; a body the generator refuses (an OPAQUE op it cannot write, an
 integer operand, more than ``MAX_STATEMENTS`` statements) returns None, and the primitive lowers its XLA
-reference instead. Sources are generated once per body and per-lane avals (``kernel_source``).
+reference instead; a defect inside the generator does the same with a RuntimeWarning (as
+``executors.choice.kernel_for`` does for the step kernel). Sources are generated once per body and
+per-lane avals (``kernel_source``).
 """
 
 from __future__ import annotations
 
 import functools
+import warnings
 
 import numpy as np
 
@@ -24,6 +27,10 @@ def _source(body, carry, invariants, lane_invariants, inject_into) -> tuple[bool
         return True, generate_loop(loop_program(body, carry, invariants), lane_invariants, inject_into)
     except NotImplementedError as e:
         return False, str(e)
+    except Exception as e:  # a defect of the generator: say so loudly, lower the (correct) XLA reference
+        why = f"the fused-loop kernel generator failed ({type(e).__name__}: {e}); please report it"
+        warnings.warn(f"tpjax: {why}; running the XLA loop", RuntimeWarning, stacklevel=2)
+        return False, why
 
 
 def kernel_source(body, carry_avals, inv_avals, *, lanes: int, lane_invariants, inject_into=()) -> tuple[bool, str]:
