@@ -1,4 +1,5 @@
-"""Hand-written Triton kernels for the TP-IR ops POISSON_J, SYMP_STEP, LIE_CROSS and RIGID_BODY (README.md).
+"""Hand-written Triton kernels for the TP-IR ops POISSON_J, SYMP_STEP, LIE_CROSS and RIGID_BODY, and the
+bounded-argument sin/cos the generated kernels call (README.md).
 
 One module per op; each offers ``@triton.jit`` device functions (inlined by generated kernels), standalone
 ``*_kernel`` functions over flat buffers and ``*_call`` launchers for a ``jax_triton.triton_call``-like
@@ -8,7 +9,7 @@ The modules import only ``triton``, ``triton.language`` and each other; importin
 In the wheel this package is ``tpjax.kernels``.
 """
 
-from . import lie_cross, poisson_j, rigid_body, symp_step
+from . import lie_cross, poisson_j, rigid_body, symp_step, trig
 
 #: every standalone kernel, by name (the compile tests iterate over it).
 KERNELS = {
@@ -19,4 +20,4 @@ KERNELS = {
     "rigid_body_kernel": rigid_body.rigid_body_kernel,
 }
 
-__all__ = ["KERNELS", "lie_cross", "poisson_j", "rigid_body", "symp_step"]
+__all__ = ["KERNELS", "lie_cross", "poisson_j", "rigid_body", "symp_step", "trig"]

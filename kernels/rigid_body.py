@@ -18,6 +18,8 @@ import triton.language as tl
 
 from .lie_cross import load3, rows_grid, store3
 from .symp_step import check_float, numel
+from .trig import COS_F32, COS_F64, SIN_F32, SIN_F64  # noqa: F401  (re-exported: the tests read them)
+from .trig import sincos_poly as _sincos_poly
 
 #: default systems per program.
 BLOCK = 256
@@ -31,19 +33,6 @@ LIBDEVICE = tl.constexpr(0)
 FAST = tl.constexpr(1)
 POLY = tl.constexpr(2)
 
-#: libdevice's sin/cos kernels (``__nv_sinf``/``__nv_cosf`` and ``__cudart_sin_cos_coeffs`` of ``__nv_sin``/
-#: ``__nv_cos``), Horner in x^2, highest power first. For |x| <= pi/4 libdevice's reduction gives quadrant
-#: 0 and the argument unchanged, so ``_sincos_poly`` (the same fma sequence) returns libdevice's bits
-#: (float32: for normal x; libdevice float32 flushes subnormals, the polynomial keeps them).
-SIN_F32 = tuple(float.fromhex(h) for h in ("-0x1.9a82a6p-13", "0x1.110bc8p-7", "-0x1.55555p-3"))
-COS_F32 = tuple(float.fromhex(h) for h in ("0x1.9758p-16", "-0x1.6c0fdap-10", "0x1.555576p-5", "-0x1.fffffep-2"))
-SIN_F64 = tuple(float.fromhex(h) for h in ("0x1.5db65f9785ebap-33", "-0x1.ae5f12cb0d246p-26",
-                                           "0x1.71de369ace392p-19", "-0x1.a01a019db62a1p-13",
-                                           "0x1.1111111110818p-7", "-0x1.5555555555554p-3"))  # fmt: skip
-COS_F64 = tuple(float.fromhex(h) for h in ("-0x1.8ff8320fd8164p-37", "0x1.1eea7c1ef8528p-29",
-                                           "-0x1.27e4f8e06e6d9p-22", "0x1.a01a019ddbce9p-16",
-                                           "-0x1.6c16c16c15d47p-10", "0x1.5555555555551p-5", "-0x1p-1"))  # fmt: skip
-_S32, _C32, _S64, _C64 = (tl.constexpr(c) for c in (SIN_F32, COS_F32, SIN_F64, COS_F64))
 #: the POLY loop runs a chunk of CHUNK steps when max_block |L| * max |k| <= THETA_POLY (< pi/4 by 0.7%,
 #: room for |L|'s roundoff drift within a chunk), so every half-angle stays in libdevice's quadrant 0.
 CHUNK = tl.constexpr(64)
@@ -58,29 +47,6 @@ def _div(a, b):
         return tl.math.div_rn(a, b)
     else:
         return a / b
-
-
-@triton.jit
-def _horner(x2, C: tl.constexpr):
-    """C[0] x2^(m-1) + ... + C[m-1] by fma (m = len(C) >= 2), constants in x2's dtype (``tl.fma`` would
-    round a bare Python float to float32)."""
-    p = tl.fma(x2, tl.full((), C[0], x2.dtype), tl.full((), C[1], x2.dtype))
-    for i in tl.static_range(2, len(C.value)):  # .value: the interpreter passes C as a constexpr (no len)
-        p = tl.fma(p, x2, tl.full((), C[i], x2.dtype))
-    return p
-
-
-@triton.jit
-def _sincos_poly(x):
-    """(sin x, cos x) for |x| <= pi/4 (float32/float64): libdevice's quadrant-0 fma sequence, no reduction."""
-    x2 = x * x
-    if x.dtype == tl.float32:
-        s = tl.fma(_horner(x2, _S32), tl.fma(x2, x, 0.0), x)  # x + (x2 x) P(x2); fma(.., 0) keeps sin(-0) = -0
-        c = tl.fma(_horner(x2, _C32), x2, 1.0)
-    else:
-        s = tl.fma(tl.fma(_horner(x2, _S64), x2, 0.0), x, x)  # x + (x2 P(x2)) x
-        c = tl.fma(_horner(x2, _C64), x2, 1.0)
-    return s, c
 
 
 @triton.jit

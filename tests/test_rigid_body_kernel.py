@@ -74,6 +74,7 @@ from triton.compiler import ASTSource  # noqa: E402
 import kernels  # noqa: E402
 from kernels import rigid_body as RB  # noqa: E402
 from kernels.lie_cross import load3, store3  # noqa: E402
+from tests._float_ops import fma32, fma64, ulp_error  # noqa: E402
 
 _CACHE = {}
 
@@ -143,44 +144,6 @@ def test_device_function_inlines(dtype):
 
 
 # ---------------------------------------------------------------- POLY sin/cos (libdevice's polynomials, CPU)
-def _two_sum(a, b):
-    s = a + b
-    bp = s - a
-    return s, (a - (s - bp)) + (b - bp)
-
-
-def _round_odd(s, e):
-    """The exact s + e (s = RN(s + e)) rounded to odd in float64."""
-    even = (s.view(np.int64) & 1) == 0
-    return np.where((e != 0) & even, np.nextafter(s, np.where(e > 0, np.inf, -np.inf)), s)
-
-
-def fma32(a, b, c):
-    """Correctly rounded float32 fma: a*b is exact in float64, the sum rounded to odd, then to float32."""
-    a, b, c = np.broadcast_arrays(*(np.asarray(v, np.float32).astype(np.float64) for v in (a, b, c)))
-    return _round_odd(*_two_sum(a * b, c)).astype(np.float32)
-
-
-def _two_prod(a, b):
-    def split(x):
-        t = x * 134217729.0
-        hi = t - (t - x)
-        return hi, x - hi
-
-    (ah, al), (bh, bl) = split(a), split(b)
-    p = a * b
-    return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
-
-
-def fma64(a, b, c):
-    """Correctly rounded float64 fma (Boldo-Melquiond: RN(th + RO(tl + ul)), uh+ul = ab, th+tl = c+uh)."""
-    a, b, c = np.broadcast_arrays(*(np.asarray(v, np.float64) for v in (a, b, c)))
-    uh, ul = _two_prod(a, b)
-    th, tl_ = _two_sum(c, uh)
-    z = th + _round_odd(*_two_sum(tl_, ul))
-    return np.where((uh == 0) & (c == 0), uh + c, z)  # signed zeros
-
-
 def _horner(x2, C, fma):
     p = fma(x2, C[0], C[1])
     for c in C[2:]:
@@ -197,13 +160,6 @@ def np_sincos_poly(x):
     x2 = x * x
     s = fma64(fma64(_horner(x2, RB.SIN_F64, fma64), x2, 0.0), x, x)
     return s, fma64(_horner(x2, RB.COS_F64, fma64), x2, 1.0)
-
-
-def ulp_error(got, ref, dtype):
-    """|got - ref| in ulps of dtype at ref (ref in a wider type; the smaller ulp just below a power of 2)."""
-    r = np.abs(ref).astype(dtype)
-    sp = np.where(np.abs(ref) < r, np.spacing(np.nextafter(r, dtype(0))), np.spacing(r)).astype(ref.dtype)
-    return np.abs(got.astype(ref.dtype) - ref) / sp
 
 
 def test_fma_emulation_is_exact():
