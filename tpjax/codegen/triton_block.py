@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..ir.elem_table import ELEM
 from ..ir.node import Program
 from ..ir.ops import Op
 from .triton_emit import _CARRIED, MAX_COMPONENTS, _Emitter
@@ -38,6 +39,13 @@ def _state_dim(step: Program) -> int | None:
     )
 
 
+def uses_bounded_trig(*progs: Program | None) -> bool:
+    """Whether the programs compute a float32 sin/cos that ``kernels.trig`` can take (``ELEM`` with a
+    ``bounded`` form)."""
+    return any(i.op is Op.ELEM and i.dtype == "f32" and getattr(ELEM.get(i.attr("func")), "bounded", None)
+               for prog in progs if prog is not None for i in prog.instrs)  # fmt: skip
+
+
 def _stores(kind: str, row: str, d: int | None) -> list[str]:
     """Stores of q, p to ``{kind}_q_ptr``/``{kind}_p_ptr`` at system offset ``row`` ((N, d) row-major)."""
     if d is None:
@@ -45,10 +53,14 @@ def _stores(kind: str, row: str, d: int | None) -> list[str]:
     return [f"tl.store({kind}_{x}_ptr + {row} * {d} + {k}, {x}_{k}, mask=mask)" for x in "qp" for k in range(d)]
 
 
-def _emit_block(prog: Program, prefix: str, dtype: str, d: int | None, fixed=None) -> list[str]:
-    """Triton lines for ``prog``'s instructions; LOAD/STORE of q, p and the force move loop registers."""
+def _emit_block(
+    prog: Program, prefix: str, dtype: str, d: int | None, fixed=None, trig: str = "libdevice"
+) -> list[str]:
+    """Triton lines for ``prog``'s instructions; LOAD/STORE of q, p and the force move loop registers.
+    ``trig``: the emitter's float32 sin/cos form (``_Emitter.trig``)."""
     em = _Emitter(dtype, prefix, _OPAQUE_MSG, prog.opaque)
     em.fixed = fixed or {}  # integer / bool parameters of H: compile-time constants of the kernel
+    em.trig = trig
     for i in prog.instrs:
         if i.op is Op.LOAD:
             _emit_load(em, i, d)

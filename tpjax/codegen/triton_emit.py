@@ -39,6 +39,9 @@ class _Emitter:
         self.shapes: dict[str, tuple[int, ...]] = {}  # register -> its per-system shape (() or (d,))
         self.lines: list[str] = []
         self.opaque_msg = opaque_msg
+        #: "bounded": float32 sin/cos by ``kernels.trig`` (valid for |x| <= TRIG_BOUND), each lane's largest
+        #: |argument| kept in ``trig_amax`` for the kernel's redo test (``triton_source``); "libdevice": tl.sin.
+        self.trig = "libdevice"
 
     # operands -------------------------------------------------------------------------------------
     def name(self, reg: str) -> str:
@@ -244,6 +247,9 @@ class _Emitter:
             y = (self.tensor(a[1]) if "libdevice." in precise else self.ref(a[1])) if e.arity == 2 else None
             ops = {"x": x, "y": y} if e.arity == 2 else {"x": x}
             precise = precise.format(**ops)
+            if e.bounded is not None and self.dtype == "f32" and self.trig == "bounded":
+                self.lines.append(f"trig_amax = trig_amax if FAST_MATH else track_range(trig_amax, {x})")
+                precise = e.bounded.format(**ops)
             if e.fast is not None and self.dtype == "f32":
                 # FAST_MATH is a constexpr: Triton resolves the branch at compile time.
                 return f"({e.fast.format(**ops)} if FAST_MATH else {precise})"

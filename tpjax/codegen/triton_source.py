@@ -31,6 +31,14 @@ specialisations aside, e.g. an int equal to 1 becomes a constexpr), while a cons
 compiler unroll an inner loop whose body is already a full step. Row k is addressed as ``offs + k * N`` in
 int64 (an offset carried in registers and advanced by N per save), so n_saves * N may exceed 2**31.
 
+float32 sin/cos (precise mode): the loop calls ``kernels.trig.sin_bounded`` / ``cos_bounded`` (one Cody–Waite
+reduction, no Payne–Hanek slow path; within 2 ulp for |x| <= TRIG_BOUND = 2**17) and keeps each lane's
+largest |argument| in ``trig_amax`` (``track_range``). After the loop, a block with one beyond TRIG_BOUND
+(``any_out_of_range``, a block-uniform test) reloads its initial state and runs the prologue and loop again with
+libdevice's ``tl.sin`` / ``tl.cos`` (rewriting any saved rows): every result is libdevice-accurate, and a
+block in range pays one max per sin/cos. The redo doubles the kernel's length, so a program that would
+then exceed MAX_STATEMENTS keeps libdevice alone. float64 uses libdevice.
+
 Instruction rules: FMA -> ``a*b + c`` (``+ 0.0`` and ``* 1.0`` dropped; Triton contracts to one fma);
 ELEM -> ``libdevice``/``tl`` functions; SUM over a scalar, broadcast/reshape of scalars -> identity;
 GRAD_INIT -> a constant; ACC_GRAD -> add; POISSON_J PASS/NEGATE -> ``kernels.poisson_j`` device functions;
@@ -48,7 +56,7 @@ import numpy as np
 from ..ir.node import Instr, Program
 from ..ir.ops import Op
 from .triton_block import _OPAQUE_MSG as _OPAQUE_MSG
-from .triton_block import _emit_block, _state_dim, _stores
+from .triton_block import _emit_block, _state_dim, _stores, uses_bounded_trig
 from .triton_emit import _Emitter as _Emitter
 
 #: elements (systems) per program and warps per program used by ``fused_integrate``.
@@ -70,9 +78,11 @@ from triton.language.extra import libdevice
 try:
     from tpjax.kernels.poisson_j import poisson_j_negate, poisson_j_pass
     from tpjax.kernels.symp_step import symp_step
+    from tpjax.kernels.trig import any_out_of_range, cos_bounded, sin_bounded, track_range
 except ImportError:
     from kernels.poisson_j import poisson_j_negate, poisson_j_pass
     from kernels.symp_step import symp_step
+    from kernels.trig import any_out_of_range, cos_bounded, sin_bounded, track_range
 
 _INF = tl.constexpr(float("inf"))
 _NINF = tl.constexpr(float("-inf"))
@@ -147,37 +157,64 @@ def _signature(save: bool, cargs: str) -> list[str]:
     ]
 
 
-def _preamble(d: int | None, scalars: list[int]) -> list[str]:
+def _preamble(d: int | None, scalars: list[int], bounded: bool) -> list[str]:
     pre = [
         "offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)",
         "mask = offs < N",
         "dt = tl.load(dt_ptr)",
         *(f"c{k} = tl.load(c{k}_ptr)" for k in scalars),
     ]
+    if bounded:
+        pre.append("trig_amax = tl.zeros([BLOCK], tl.float32)  # largest |argument| of a bounded sin/cos")
+    return pre + _state_loads(d)
+
+
+def _state_loads(d: int | None) -> list[str]:
     if d is None:
-        return pre + [
+        return [
             "q = tl.load(q_ptr + offs, mask=mask, other=0.0)",
             "p = tl.load(p_ptr + offs, mask=mask, other=0.0)",
         ]
     # (N, d) row-major: component k of system i at i * d + k
-    return pre + [
-        f"{x}_{k} = tl.load({x}_ptr + offs * {d} + {k}, mask=mask, other=0.0)" for x in "qp" for k in range(d)
+    return [f"{x}_{k} = tl.load({x}_ptr + offs * {d} + {k}, mask=mask, other=0.0)" for x in "qp" for k in range(d)]
+
+
+def _run(step: Program, prologue: Program | None, dtype: str, d: int | None, save: bool, fixed, trig: str):
+    """The FSAL prologue and the time loop, one level indented, with sin/cos in form ``trig``."""
+    ind = "    "
+    body = []
+    if prologue is not None:
+        body.append(ind + "# ---- prologue: initial force (computed once) ----")
+        body += [ind + ln for ln in _emit_block(prologue, "i_", dtype, d, fixed, trig)]
+    return body + _time_loop(step, dtype, d, save, fixed, trig)
+
+
+def _redo(step: Program, prologue: Program | None, d: int | None, save: bool, fixed) -> list[str]:
+    """The block-uniform redo of a block whose bounded sin/cos saw an argument beyond TRIG_BOUND: reload
+    the state and run again with libdevice (saved rows are rewritten)."""
+    ind = "    "
+    return [
+        ind + "# ---- an argument beyond kernels.trig.TRIG_BOUND: this block runs again with libdevice ----",
+        ind + "if not FAST_MATH:",
+        ind * 2 + "if any_out_of_range(trig_amax):",
+        *(ind * 3 + ln for ln in _state_loads(d)),
+        *(ind * 2 + ln for ln in _run(step, prologue, "f32", d, save, fixed, "libdevice")),
     ]
 
 
-def _time_loop(step: Program, dtype: str, d: int | None, save: bool, fixed=None) -> list[str]:
+def _time_loop(step: Program, dtype: str, d: int | None, save: bool, fixed=None, trig="libdevice") -> list[str]:
     ind = "    "
     body = [ind + "# ---- time loop: one step per iteration, state and force in registers ----"]
     if not save:
         body.append(ind + "for _ in range(n_steps):")
-        body += [ind * 2 + ln for ln in _emit_block(step, "", dtype, d, fixed)]
+        body += [ind * 2 + ln for ln in _emit_block(step, "", dtype, d, fixed, trig)]
         return body + [ind + "# ---- end of time loop ----"]
     body += [
         ind + "srow = offs  # int64 offset of this program's systems in the current saved row",
         ind + "for _ in range(n_saves):",
         ind * 2 + "for _ in range(save_every):",
     ]
-    body += [ind * 3 + ln for ln in _emit_block(step, "", dtype, d, fixed)]
+    body += [ind * 3 + ln for ln in _emit_block(step, "", dtype, d, fixed, trig)]
     return body + [
         ind * 2 + "# ---- end of time loop ----",
         *(ind * 2 + ln for ln in _stores("save", "srow", d)),
@@ -185,10 +222,27 @@ def _time_loop(step: Program, dtype: str, d: int | None, save: bool, fixed=None)
     ]
 
 
+def _kernel_body(step, prologue, dtype, d, save, fixed, ncon, scalars, bounded: bool) -> list[str]:
+    """The kernel's lines: signature, preamble, prologue and time loop (with float32 sin/cos by
+    ``kernels.trig`` and the libdevice redo when ``bounded``), stores."""
+    ind = "    "
+    body = _signature(save, "".join(f"c{k}_ptr, " for k in range(ncon)))
+    body += [ind + ln for ln in _preamble(d, scalars, bounded)]
+    body += _run(step, prologue, dtype, d, save, fixed, "bounded" if bounded else "libdevice")
+    if bounded:
+        body += _redo(step, prologue, d, save, fixed)
+    return body + [ind + ln for ln in _stores("out", "offs", d)]
+
+
+def _count(body: list[str]) -> int:
+    return sum(1 for ln in body if not ln.lstrip().startswith("#"))
+
+
 def generate_program(step: Program, prologue: Program | None = None, consts: int = 0, save: bool = False,
-                     fixed=None) -> str:  # fmt: skip
+                     fixed=None, bounded_trig: bool = True) -> str:  # fmt: skip
     """Kernel source for the step program ``step`` (and FSAL ``prologue``; derived when None); with
-    ``save``, the saving variant (see the module docstring)."""
+    ``save``, the saving variant (see the module docstring). ``bounded_trig=False``: float32 sin/cos by
+    libdevice alone (no ``kernels.trig`` loop and redo; the tests' reference)."""
     dtype, prologue = _check_program(step, prologue)
     loads = [ptr for _, ptr in step.inputs()]
     cptrs = sorted({p for p in loads if p.startswith("ptr_c")}, key=lambda s: int(s[5:]))
@@ -197,18 +251,16 @@ def generate_program(step: Program, prologue: Program | None = None, consts: int
               if i.op is Op.LOAD and i.args[0].startswith("ptr_c") and i.shape != ()}  # fmt: skip
     meta = dict(step.meta)
     title = " ".join(f"{k}={v}" for k, v in meta.items()) + f" dtype={dtype}"
-    ind = "    "
     d = _state_dim(step)
-    body = _signature(save, "".join(f"c{k}_ptr, " for k in range(ncon)))
-    body += [ind + ln for ln in _preamble(d, [k for k in range(ncon) if k not in arrays])]
-    if prologue is not None:
-        body.append(ind + "# ---- prologue: initial force (computed once) ----")
-        body += [ind + ln for ln in _emit_block(prologue, "i_", dtype, d, fixed)]
-    body += _time_loop(step, dtype, d, save, fixed)
     if not {"ptr_q", "ptr_p"} <= {ptr for ptr, _ in step.outputs()}:
         raise NotImplementedError("tpjax Triton codegen: the step must store ptr_q and ptr_p")
-    body += [ind + ln for ln in _stores("out", "offs", d)]
-    statements = sum(1 for ln in body if not ln.lstrip().startswith("#"))
+    scalars = [k for k in range(ncon) if k not in arrays]
+    bounded = bounded_trig and dtype == "f32" and uses_bounded_trig(step, prologue)
+    body = _kernel_body(step, prologue, dtype, d, save, fixed, ncon, scalars, bounded)
+    statements = _count(body)
+    if bounded and statements > MAX_STATEMENTS:  # the redo doubles the loop: keep libdevice alone instead
+        body = _kernel_body(step, prologue, dtype, d, save, fixed, ncon, scalars, False)
+        statements = _count(body)
     if statements > MAX_STATEMENTS:
         raise NotImplementedError(
             f"tpjax Triton codegen: the unrolled kernel would have {statements} statements (more than "

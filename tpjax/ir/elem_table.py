@@ -40,6 +40,7 @@ class ElemFunc:
     triton: str | None = None  # precise Triton expression
     triton_f64: str | None = None  # the float64 expression where it differs
     fast: str | None = None  # float32 fast-math expression (PTX approximate instructions)
+    bounded: str | None = None  # float32 precise expression for |x| <= kernels.trig.TRIG_BOUND (no slow path)
     jax: tuple[str, ...] = ()  # jaxpr primitive names that lower to this function
     cost: tuple[tuple[str, int], ...] = (("func", 1),)  # arithmetic per element (passes.lie_cross)
 
@@ -55,8 +56,9 @@ class ElemFunc:
 ELEM: dict[str, ElemFunc] = {}
 
 
-def _add(name, kind, jnp_fn, fold, deriv, triton=None, *, f64=None, fast=None, jax=(), cost=(("func", 1),)):
-    ELEM[name] = ElemFunc(name, kind, jnp_fn, fold, deriv, triton, f64, fast, tuple(jax), tuple(cost))
+def _add(name, kind, jnp_fn, fold, deriv, triton=None, *, f64=None, fast=None, bounded=None, jax=(),
+         cost=(("func", 1),)):  # fmt: skip
+    ELEM[name] = ElemFunc(name, kind, jnp_fn, fold, deriv, triton, f64, fast, bounded, tuple(jax), tuple(cost))
 
 
 def _u(name, *a, **k):
@@ -84,9 +86,10 @@ _LIBM = "libdevice.{}({{x}})".format
 
 # fmt: off
 # unary: name, jnp, numpy fold, derivative dy/dx, Triton template
-_u("sin", jnp.sin, np.sin, lambda t, x, y, p: t.elem("cos", x), "tl.sin({x})", fast="_sin_approx({x})", jax=("sin",))
+_u("sin", jnp.sin, np.sin, lambda t, x, y, p: t.elem("cos", x), "tl.sin({x})", fast="_sin_approx({x})",
+   bounded="sin_bounded({x})", jax=("sin",))
 _u("cos", jnp.cos, np.cos, lambda t, x, y, p: t.elem("neg", t.elem("sin", x)), "tl.cos({x})",
-   fast="_cos_approx({x})", jax=("cos",))
+   fast="_cos_approx({x})", bounded="cos_bounded({x})", jax=("cos",))
 _u("tan", jnp.tan, np.tan, lambda t, x, y, p: t.fma(y, y, 1.0), _LIBM("tan"), jax=("tan",))
 _u("exp", jnp.exp, np.exp, lambda t, x, y, p: y, _LIBM("exp"), fast="_exp_approx({x})", jax=("exp",))
 _u("log", jnp.log, np.log, lambda t, x, y, p: t.elem("recip", x), _LIBM("log"), jax=("log",))
