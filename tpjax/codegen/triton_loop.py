@@ -10,7 +10,10 @@ value) or shared by all lanes (read from the same address by every lane). The bo
     fused_loop_kernel(x0_ptr, ..., v0_ptr, ..., n_ptr, N, out_x0_ptr, ..., BLOCK: tl.constexpr,
                       FAST_MATH: tl.constexpr)
 
-``n`` is read from memory (an int32 array: a traced trip count is not a recompile). Used by the gradient of
+``n`` is read from memory (an int32 array: a traced trip count is not a recompile). float32 sin/cos take
+``kernels.trig``'s bounded forms with the same block-uniform libdevice redo as the step kernel
+(``triton_source``): a block whose largest |argument| passed TRIG_BOUND reloads its carried values and runs
+the ``n`` iterations again with libdevice (invariants are never written, so they are kept). Used by the gradient of
 the fused executors: the reversible backward sweep and the anchored forward run (``primitives.fused_loop``, whose CUDA
 lowering ``executors.fused_loop_kernel`` launches it).
 """
@@ -20,9 +23,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir.ops import Op
-from .triton_block import _OPAQUE_MSG
+from .triton_block import _OPAQUE_MSG, uses_bounded_trig
 from .triton_emit import MAX_COMPONENTS, _Emitter
-from .triton_source import _HEADER, MAX_STATEMENTS
+from .triton_source import _HEADER, MAX_STATEMENTS, _count
 
 KERNEL_NAME = "fused_loop_kernel"
 _DTYPES = {"float32": "f32", "float64": "f64"}
@@ -61,8 +64,9 @@ def _uniform(lp, lane_invariants) -> set[str]:
     return uniform
 
 
-def _body(lp, dtype: str, lane_invariants) -> list[str]:
+def _body(lp, dtype: str, lane_invariants, trig: str) -> list[str]:
     em = _Emitter(dtype, "", _OPAQUE_MSG, lp.program.opaque)
+    em.trig = trig
     uniform = _uniform(lp, lane_invariants)
     for i in lp.program.instrs:
         if i.op is Op.LOAD:
@@ -107,10 +111,53 @@ def _inject(lp, inject_into) -> list[str]:
     return out
 
 
-def generate_loop(lp, lane_invariants: tuple[bool, ...], inject_into: tuple[int, ...] = ()) -> str:
+def _carry_loads(lp) -> list[str]:
+    return [f"{name} = tl.load(x{k}_ptr + offs * {_size(a.shape)} + {j}, mask=mask, other=0.0)"
+            for k, a in enumerate(lp.carry) for j, name in enumerate(_names(f"x{k}", a.shape))]  # fmt: skip
+
+
+def _loop(lp, dtype: str, lane_invariants, inject_into, trig: str) -> list[str]:
+    """The ``n`` iterations (one level indented), float32 sin/cos in form ``trig`` (``triton_emit._Emitter``)."""
+    ind = "    "
+    lines = [ind + ("for i in range(n):" if inject_into else "for _ in range(n):")]
+    lines += [ind * 2 + ln for ln in _inject(lp, inject_into)]
+    return lines + [ind * 2 + ln for ln in _body(lp, dtype, lane_invariants, trig)]
+
+
+def _kernel_body(lp, dtype: str, lane_invariants, inject_into, bounded: bool) -> list[str]:
+    """Loads, the loop (and with ``bounded``, float32 sin/cos by ``kernels.trig`` and the redo), stores."""
+    ind = "    "
+    body = []
+    if bounded:
+        body.append(ind + "trig_amax = tl.zeros([BLOCK], tl.float32)  # largest |argument| of a bounded sin/cos")
+    body += [ind + ln for ln in _carry_loads(lp)]
+    for k, (a, lane) in enumerate(zip(lp.invariants, lane_invariants, strict=True)):
+        d = _size(a.shape)
+        if lane:
+            body += [ind + f"{name} = tl.load(v{k}_ptr + offs * {d} + {j}, mask=mask, other=0.0)"
+                     for j, name in enumerate(_names(f"v{k}", a.shape))]  # fmt: skip
+        elif a.shape == ():
+            body.append(ind + f"v{k} = tl.load(v{k}_ptr)")  # a shared scalar: one register
+    if inject_into:
+        body.append(ind + "m0 = tl.load(m0_ptr)")
+    body += _loop(lp, dtype, lane_invariants, inject_into, "bounded" if bounded else "libdevice")
+    if bounded:  # a block with an argument beyond TRIG_BOUND runs again from its initial values with libdevice
+        body += [ind + "if not FAST_MATH:", ind * 2 + "if any_out_of_range(trig_amax):"]
+        body += [ind * 3 + ln for ln in _carry_loads(lp)]
+        body += [ind * 2 + ln for ln in _loop(lp, dtype, lane_invariants, inject_into, "libdevice")]
+    for k, a in enumerate(lp.carry):
+        d = _size(a.shape)
+        for j, name in enumerate(_names(f"x{k}", a.shape)):
+            body.append(ind + f"tl.store(out_x{k}_ptr + offs * {d} + {j}, {name}, mask=mask)")
+    return body
+
+
+def generate_loop(lp, lane_invariants: tuple[bool, ...], inject_into: tuple[int, ...] = (),
+                  bounded_trig: bool = True) -> str:  # fmt: skip
     """Kernel source for ``lp``; ``lane_invariants[k]``: invariant k is per lane (else shared);
     ``inject_into``: the carried values that get a row of an injected array where the step index counts
-    down through a multiple of ``every`` (``primitives.fused_loop``)."""
+    down through a multiple of ``every`` (``primitives.fused_loop``); ``bounded_trig=False``: float32 sin/cos
+    by libdevice alone (the tests' reference)."""
     dtype = _dtype(lp)
     if len(lane_invariants) != len(lp.invariants):
         raise ValueError("generate_loop: one lane flag per invariant")
@@ -128,27 +175,12 @@ def generate_loop(lp, lane_invariants: tuple[bool, ...], inject_into: tuple[int,
         ind + "mask = offs < N",
         ind + "n = tl.load(n_ptr)",
     ]
-    for k, a in enumerate(lp.carry):
-        d = _size(a.shape)
-        for j, name in enumerate(_names(f"x{k}", a.shape)):
-            lines.append(ind + f"{name} = tl.load(x{k}_ptr + offs * {d} + {j}, mask=mask, other=0.0)")
-    for k, (a, lane) in enumerate(zip(lp.invariants, lane_invariants, strict=True)):
-        d = _size(a.shape)
-        if lane:
-            lines += [ind + f"{name} = tl.load(v{k}_ptr + offs * {d} + {j}, mask=mask, other=0.0)"
-                      for j, name in enumerate(_names(f"v{k}", a.shape))]  # fmt: skip
-        elif a.shape == ():
-            lines.append(ind + f"v{k} = tl.load(v{k}_ptr)")  # a shared scalar: one register
-    if inject_into:
-        lines.append(ind + "m0 = tl.load(m0_ptr)")
-    lines.append(ind + ("for i in range(n):" if inject_into else "for _ in range(n):"))
-    lines += [ind * 2 + ln for ln in _inject(lp, inject_into)]
-    lines += [ind * 2 + ln for ln in _body(lp, dtype, lane_invariants)]
-    for k, a in enumerate(lp.carry):
-        d = _size(a.shape)
-        for j, name in enumerate(_names(f"x{k}", a.shape)):
-            lines.append(ind + f"tl.store(out_x{k}_ptr + offs * {d} + {j}, {name}, mask=mask)")
-    statements = sum(1 for ln in lines if not ln.lstrip().startswith("#"))
+    bounded = bounded_trig and dtype == "f32" and uses_bounded_trig(lp.program)
+    body = _kernel_body(lp, dtype, lane_invariants, inject_into, bounded)
+    if bounded and _count(lines + body) > MAX_STATEMENTS:  # the redo doubles the loop: keep libdevice alone
+        body = _kernel_body(lp, dtype, lane_invariants, inject_into, False)
+    lines += body
+    statements = _count(lines)
     if statements > MAX_STATEMENTS:
         raise NotImplementedError(
             f"tpjax fused loop: the unrolled kernel would have {statements} statements (more than "
