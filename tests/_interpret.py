@@ -35,6 +35,9 @@ def cases(group: str) -> list[str]:
         from tests._interpret_loops import cases as loop_cases
 
         return loop_cases()
+    if group == "trig":
+        runs = ("pendulum-plain", "pendulum-save", "loop-step", "loop-sweep")
+        return ["functions-bits", *(f"{r}-{c}" for r in runs for c in ("redo", "in-range"))]
     if group == "rigid_body":
         return [f"rigid_body-order{o}-{d}" for o in (2, 4) for d in TOL]
     if group == "shapes":
@@ -116,7 +119,7 @@ def _patch_index():
 #: compiler resolves, so under the interpreter they return None. Here they become numpy on the block.
 _LIBDEVICE = {
     "sqrt_rn": np.sqrt, "exp": np.exp, "log": np.log, "tan": np.tan, "tanh": np.tanh, "log1p": np.log1p,
-    "expm1": np.expm1, "rsqrt": lambda x: 1 / np.sqrt(x), "pow": np.power, "atan2": np.arctan2,
+    "expm1": np.expm1, "rsqrt": lambda x: 1 / np.sqrt(x), "pow": np.power, "atan2": np.arctan2, "rint": np.rint,
 }  # fmt: skip
 
 
@@ -229,9 +232,15 @@ def main(group: str) -> None:
     _patch_index()
     _patch_libdevice()
     results: dict = {}
-    from tests._interpret_loops import run_loops
+    if group == "trig":
+        from tests._interpret_trig import run_trig
 
-    {"generated": run_generated, "rigid_body": run_rigid_body, "shapes": run_shapes, "loops": run_loops}[group](results)
+        run_trig(results)
+    else:
+        from tests._interpret_loops import run_loops
+
+        run = {"generated": run_generated, "rigid_body": run_rigid_body, "shapes": run_shapes, "loops": run_loops}
+        run[group](results)
     print(json.dumps(results))
 
 
