@@ -51,8 +51,6 @@ def ulp_error(got, ref, dtype):
     return np.abs(got.astype(ref.dtype) - ref) / sp
 
 
-
-
 def horner(x2, C, fma):
     p = fma(x2, C[0], C[1])
     for c in C[2:]:

@@ -192,7 +192,7 @@ def test_grad_of_saving_runs_the_fused_loops_and_the_value_alone_the_step_kernel
     saved-state cotangents injected as it passes them) are fused-loop kernels, and the value under
     differentiation is that forward run's, not a second run of the step kernel; the value alone is the step
     kernel."""
-    from tests.test_gradient_kernels import kernel_names
+    from tests._hlo import kernel_names
 
     if not _compat.has_jax_triton():
         pytest.skip("jax-triton not installed")

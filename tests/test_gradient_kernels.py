@@ -11,8 +11,6 @@ arithmetic runs under Triton's interpreter (tests/test_interpreted_kernels.py, g
 """
 
 import dataclasses
-import re
-import zlib
 
 import jax
 import jax.numpy as jnp
@@ -20,6 +18,7 @@ import numpy as np
 import pytest
 
 import tpjax
+from tests._hlo import kernel_names
 from tpjax import _compat
 from tpjax.executors.choice import on_cuda
 
@@ -84,12 +83,6 @@ def test_solve_fuse_gradient_equals_unfused_with_and_without_replays(tol):
     assert "tp_fused_loop" in str(jax.make_jaxpr(jax.grad(loss), static_argnums=1)(jnp.asarray(1.1), True))
 
 
-def _unescape(text: str) -> bytes:
-    """An MLIR string attribute's bytes: ``\\XX`` is a hex byte, ``\\\\`` and ``\\"`` the characters."""
-    esc = lambda m: bytes([int(m.group(1), 16)]) if len(m.group(1)) == 2 else m.group(1)[-1:].encode()
-    return re.sub(r'\\([0-9A-Fa-f]{2}|\\|")', lambda m: esc(m).decode("latin-1"), text).encode("latin-1")
-
-
 def test_solve_fuse_under_vmap_with_per_member_parameters_and_dt():
     """jax.vmap of solve(..., fuse=True) with a parameter and dt per member: the sweep's invariants are per
     lane (their cotangents are not summed over lanes); equal to the unfused guarded adjoint."""
@@ -127,16 +120,6 @@ def test_saving_gradient_through_fused_loops_equals_direct(dtype):
     tol = 1e-12 if dtype == "float64" else 1e-5
     for g, w in zip(got, want, strict=True):
         np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=tol, atol=tol)
-
-
-def kernel_names(hlo: str) -> list[str]:
-    """The Triton kernel of every ``triton_kernel_call`` in a StableHLO text (its zlib-compressed config)."""
-    out = []
-    pat = r'@triton_kernel_call\([^)]*\) \{api_version = 2 : i32, backend_config = "((?:[^"\\]|\\.)*)"'
-    for m in re.finditer(pat, hlo):
-        names = re.findall(rb"(fused_\w+_kernel|\w+_kernel)", zlib.decompress(_unescape(m.group(1))))
-        out.append(names[0].decode() if names else "?")
-    return out
 
 
 @pytest.mark.skipif(not _compat.has_jax_triton(), reason="jax-triton not installed")

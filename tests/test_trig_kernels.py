@@ -19,6 +19,7 @@ import pytest
 
 import tpjax
 from tests import _float_ops as F
+from tests._hlo import kernel_names
 from tests.test_interpreted_kernels import check
 
 triton = pytest.importorskip("triton")
@@ -234,20 +235,32 @@ def _lowered(f, q, p):
 
 
 @pytest.mark.gpu
-def test_gradient_with_members_beyond_the_range_equals_direct():
-    """The default gradient (fused-loop kernels with the bounded forms and their redo) with far members."""
+def test_gradient_with_members_beyond_the_range_equals_direct(monkeypatch):
+    """The default gradient (fused-loop kernels with the bounded forms and their redo) with far members
+    equals the direct adjoint on XLA, and on the far members the libdevice-only kernels. Orbits well inside
+    the separatrix: near it float32 itself limits the gradient (H200, q0 ~ U(-3, 3), p0 ~ U(-1, 1), the most
+    sensitive member: float64 -10169.5; float32 -10058.9 fused kernels, -10209.9 direct on XLA, both ~1% off)."""
+    from tpjax.codegen import triton_loop
+
     H = lambda q, p: 0.5 * p**2 - jnp.cos(q)
     rng = np.random.default_rng(3)
-    q, p = rng.uniform(-3, 3, 4097).astype(np.float32), rng.uniform(-1, 1, 4097).astype(np.float32)
-    q[5], q[2000] = 2.0e5, 3.0e9
+    q, p = rng.uniform(-1.5, 1.5, 4097).astype(np.float32), rng.uniform(-0.5, 0.5, 4097).astype(np.float32)
+    far = [5, 2000]
+    q[far] = 2.0e5, 3.0e9
 
     def loss(q, p, **kw):
         qT, pT = jax.vmap(lambda a, b: tpjax.integrate(H, (a, b), dt=0.05, steps=300, **kw))(q, p)
         return jnp.sum(jnp.sin(qT)) + jnp.sum(pT**2)
 
-    g = jax.jit(jax.grad(loss, argnums=(0, 1)))
-    assert "fused_loop_kernel" in g.lower(jnp.asarray(q), jnp.asarray(p)).as_text()
-    got = g(jnp.asarray(q), jnp.asarray(p))
+    grad = lambda: jax.jit(jax.grad(loss, argnums=(0, 1)))
+    assert "fused_loop_kernel" in kernel_names(grad().lower(jnp.asarray(q), jnp.asarray(p)).as_text())
+    got = grad()(q, p)
     want = jax.jit(jax.grad(lambda a, b: loss(a, b, backend="xla", adjoint="direct"), argnums=(0, 1)))(q, p)
-    for a, b in zip(got, want, strict=True):
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=0, atol=2e-3 * max(float(jnp.abs(b).max()), 1))
+    monkeypatch.setattr(triton_loop, "uses_bounded_trig", lambda *progs: False)
+    plain = grad()(q, p)
+    for a, b, c in zip(got, want, plain, strict=True):
+        a, b, c = np.asarray(a), np.asarray(b), np.asarray(c)
+        print("far members: bounded", a[far], "libdevice-only", c[far], "direct", b[far])
+        scale = max(float(np.abs(np.delete(b, far)).max()), 1.0)  # of the members in range
+        np.testing.assert_allclose(a, b, rtol=2e-3, atol=2e-3 * scale)
+        np.testing.assert_allclose(a[far], c[far], rtol=1e-6, atol=0)
