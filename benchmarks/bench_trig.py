@@ -1,7 +1,7 @@
 """Bounded-argument sin/cos in the fused kernel: the float32 pendulum, side by side in one run (GPU).
 
 4,194,304 pendulums x 1000 leapfrog steps, dt = 0.01, H = p^2/2 - cos q, float32; median of REPS runs, ms:
-  scan u1 / u10       a hand-written ``lax.scan`` leapfrog with ``jax.grad`` (unroll 1 and 10)
+  scan u1 / u10       a hand-written ``lax.scan`` leapfrog, force by ``jax.grad`` of the potential (unroll 1, 10)
   libdevice           the generated kernel with libdevice ``tl.sin`` alone (``bounded_trig=False``)
   tpjax               ``tpjax.integrate`` under vmap, default arguments: ``kernels.trig.sin_bounded`` with
                       the per-block libdevice redo
