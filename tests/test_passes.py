@@ -1009,3 +1009,40 @@ def test_simplify_folds_orders_and_drops_identities():
         14 FMA       T14, T12, 0.125, T10               : f64[3]
         15 STORE     ptr_q, T14                         : f64[3]
     """)  # fmt: skip
+
+
+def test_simplify_elem_identities():
+    """Each ELEM identity of ``simplify.elem_identity`` fires exactly where it applies (the mutation run's
+    survivors: no test reached neg(neg y), ipow with n = 1, or a div whose numerator is not 1)."""
+    check_pass(simplify, """
+        ; Phase 1: forward
+        01 LOAD S0, ptr_q : f64[]
+        02 LOAD S1, ptr_p : f64[]
+        03 ELEM T0, neg, S0 : f64[]
+        04 ELEM T1, neg, T0 : f64[]
+        05 ELEM T2, ipow, S1, n=1 : f64[]
+        06 ELEM T3, ipow, S0, n=2 : f64[]
+        07 ELEM T4, ipow, S0, n=3 : f64[]
+        08 ELEM T5, div, 1.0, S1 : f64[]
+        09 ELEM T6, div, 2.0, S1 : f64[]
+        10 ELEM T7, convert, T1, dtype=f64 : f64[]
+        11 ELEM T8, reshape, T2, shape=() : f64[]
+        12 ELEM T9, broadcast, T3, shape=(), bdims=() : f64[]
+        13 FMA T10, T7, T8, T9 : f64[]
+        14 FMA T11, T4, T5, T6 : f64[]
+        15 FMA T12, T10, 1.0, T11 : f64[]
+        16 STORE ptr_p, T12 : f64[]
+    """, """
+        ; Phase 1: forward
+        01 LOAD      S0, ptr_q                          : f64[]
+        02 LOAD      S1, ptr_p                          : f64[]
+        03 ELEM      T0, neg, S0                        : f64[]
+        04 ELEM      T3, sq, S0                         : f64[]
+        05 ELEM      T4, ipow, S0, n=3                  : f64[]
+        06 ELEM      T5, recip, S1                      : f64[]
+        07 ELEM      T6, div, 2.0, S1                   : f64[]
+        08 FMA       T10, S0, S1, T3                    : f64[]
+        09 FMA       T11, T4, T5, T6                    : f64[]
+        10 FMA       T12, T10, 1.0, T11                 : f64[]
+        11 STORE     ptr_p, T12                         : f64[]
+    """)  # fmt: skip
