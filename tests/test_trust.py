@@ -79,6 +79,18 @@ def test_so3_default_is_rigid_body_when_h_is_a_free_rigid_body():
     np.testing.assert_allclose(jitted, _rb(rigid), rtol=1e-6)
 
 
+def test_so3_default_checks_the_moments_and_the_precision_policy():
+    """The mutation run's survivors: negative concrete moments must not pick the exact splitting (its axis
+    rotations need I > 0), and a uniform Precision policy keeps it while a mixed one (gradient in another
+    dtype than the state: the rotations evaluate no gradient) does not."""
+    compiled = lambda H, L, **kw: tpjax.compile(H, L, structure="so3", **kw).method.name
+    assert compiled(lambda L: -rigid(L), L0) == "implicit_midpoint"
+    L32 = L0.astype(jnp.float32)
+    assert compiled(rigid, L32, precision=tpjax.Precision(grad="float32", step="float32")) == "rigid_body"
+    with jax.enable_x64(True):
+        assert compiled(rigid, L32, precision=tpjax.Precision(grad="float64", step="float32")) == "implicit_midpoint"
+
+
 # ---- item 3: float16 / bfloat16 states are refused, not integrated wrongly ----
 
 
