@@ -85,6 +85,8 @@ def test_so3_default_checks_the_moments_and_the_precision_policy():
     dtype than the state: the rotations evaluate no gradient) does not."""
     compiled = lambda H, L, **kw: tpjax.compile(H, L, structure="so3", **kw).method.name
     assert compiled(lambda L: -rigid(L), L0) == "implicit_midpoint"
+    assert compiled(lambda L: rigid(L) + 0.3 * L[0], L0) == "implicit_midpoint"  # a linear term (a heavy top)
+    assert compiled(lambda L: rigid(L) + 0.1 * L[0] * L[1], L0) == "implicit_midpoint"  # a product of two axes
     L32 = L0.astype(jnp.float32)
     assert compiled(rigid, L32, precision=tpjax.Precision(grad="float32", step="float32")) == "rigid_body"
     with jax.enable_x64(True):
