@@ -316,3 +316,47 @@ def test_heavy_top_long_run_1e5_steps():
     print(f"1e5 steps: dG.G {float(c[0] - c0[0]):.2e}, dL.G {float(c[1] - c0[1]):.2e}")
     assert abs(float(c[0] - c0[0])) <= 1e-12 and abs(float(c[1] - c0[1])) <= 1e-12
     assert abs(float(H_top(*z) - H_top(*z0))) < 1e-3
+
+
+def test_hat_and_casimir_helpers_are_what_they_name_on_batched_arrays():
+    """The mutation run's survivors: a frozen Casimir (L / L) and a sum over every axis instead of the last
+    passed before; hat's shape error names its argument."""
+    from tpjax.structures import SO3
+
+    rng = np.random.default_rng(4)
+    L, G, w = (rng.standard_normal((2, 4, 3)) for _ in range(3))
+    np.testing.assert_allclose(hat(L) @ w[..., None], np.cross(L, w)[..., None], rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(so3_casimir(L), np.sum(L**2, axis=-1), rtol=1e-14)
+    c_gg, c_lg = heavy_top_casimirs(L, G)
+    np.testing.assert_allclose(c_gg, np.sum(G**2, axis=-1), rtol=1e-14)
+    np.testing.assert_allclose(c_lg, np.sum(L * G, axis=-1), rtol=1e-14)
+    np.testing.assert_allclose(SO3().casimirs((L[0, 0],)), np.sum(L[0, 0] ** 2), rtol=1e-14)
+    np.testing.assert_allclose(SO3().casimirs((L,)), np.sum(L**2, axis=-1), rtol=1e-14)
+    with pytest.raises(ValueError, match=r"hat: argument `v` must have shape \(..., 3\); got \(4,\)"):
+        hat(jnp.ones(4))
+
+
+def test_check_skew_tolerance_follows_the_dtype():
+    """float64 J: 100 eps of float64, not of float32 (a mutation survivor took float32's for every dtype)."""
+    A = np.array([[0.0, 1.0], [-1.0, 0.0]])
+    off = A + np.array([[0.0, 1e-10], [0.0, 0.0]])  # asymmetry 1e-10: above 100 eps64, below 100 eps32
+    np.testing.assert_array_equal(check_skew(lambda z: jnp.asarray(A), jnp.zeros(2)), A)
+    with pytest.raises(ValueError, match=r"`J` is not skew-symmetric: max \|J \+ J\^T\| = 1.000e-10"):
+        check_skew(lambda z: jnp.asarray(off), jnp.zeros(2))
+    off32 = (A + np.array([[0.0, 1e-6], [0.0, 0.0]])).astype(np.float32)  # within float32's 100 eps
+    big = 1e6 * A + np.array([[0.0, 1e-9], [0.0, 0.0]])  # the tolerance scales with max |J|
+    np.testing.assert_array_equal(check_skew(lambda z: jnp.asarray(big), jnp.zeros(2)), big)
+    with pytest.raises(ValueError, match=r"= 1.000e-04 at the given state \(tolerance 2.2e-08\)"):
+        check_skew(lambda z: jnp.asarray(1e6 * A + np.array([[0.0, 1e-4], [0.0, 0.0]])), jnp.zeros(2))
+    np.testing.assert_array_equal(check_skew(lambda z: jnp.asarray(A, jnp.int32), jnp.zeros(2)), A)  # integer J
+    np.testing.assert_array_equal(check_skew(lambda z: jnp.asarray(off32), jnp.zeros(2, jnp.float32)), off32)
+
+
+def test_so3_state_errors_name_the_part_and_the_fix():
+    import tpjax
+
+    H = lambda L: rigid_body_energy(L, I3)
+    with pytest.raises(ValueError, match=r"state L must have shape \(3,\) for structure='so3', got \(4,\); vmap"):
+        tpjax.integrate(H, jnp.ones(4), dt=0.1, steps=1, structure="so3")
+    with pytest.raises(TypeError, match=r"state L must be floating point, got int32; e.g. L.astype"):
+        tpjax.integrate(H, jnp.ones(3, jnp.int32), dt=0.1, steps=1, structure="so3")

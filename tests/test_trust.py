@@ -87,6 +87,7 @@ def test_so3_default_checks_the_moments_and_the_precision_policy():
     assert compiled(lambda L: -rigid(L), L0) == "implicit_midpoint"
     assert compiled(lambda L: rigid(L) + 0.3 * L[0], L0) == "implicit_midpoint"  # a linear term (a heavy top)
     assert compiled(lambda L: rigid(L) + 0.1 * L[0] * L[1], L0) == "implicit_midpoint"  # a product of two axes
+    assert compiled(lambda L: 0.5 * (L[0] ** 2 + L[1] ** 2), L0) == "implicit_midpoint"  # a zero moment term
     L32 = L0.astype(jnp.float32)
     assert compiled(rigid, L32, precision=tpjax.Precision(grad="float32", step="float32")) == "rigid_body"
     with jax.enable_x64(True):
