@@ -17,9 +17,7 @@ Run: PYTHONPATH=. python benchmarks/bench_gpu.py   (writes $OUT/bench_gpu.md whe
 
 import datetime
 import os
-import statistics
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
@@ -27,6 +25,7 @@ import jax.numpy as jnp
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import tpjax  # noqa: E402
+from benchmarks._timing import median_ms, report  # noqa: E402
 from tpjax.codegen import triton as TG  # noqa: E402
 
 N, STEPS, DT, REPS = 4_194_304, 1000, 0.01, 7
@@ -42,14 +41,7 @@ def harmonic(q, p):
 
 
 def timeit(fn, *args):
-    jax.block_until_ready(fn(*args))  # compile + warm-up
-    jax.block_until_ready(fn(*args))
-    ts = []
-    for _ in range(REPS):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        ts.append(time.perf_counter() - t0)
-    return statistics.median(ts) * 1e3
+    return median_ms(fn, *args, reps=REPS)
 
 
 def scan_leapfrog(H, unroll):
@@ -267,10 +259,7 @@ def main():
         )
         out += _table(title, rows, base, best, flops)
     text = "\n".join(out)
-    print(text)
-    if os.environ.get("OUT"):
-        with open(os.path.join(os.environ["OUT"], "bench_gpu.md"), "w") as fh:
-            fh.write(text + "\n")
+    report("bench_gpu.md", text)
 
 
 if __name__ == "__main__":

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import datetime
 import os
-import statistics
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
@@ -28,6 +26,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import tpjax  # noqa: E402
+from benchmarks._timing import median_ms, report  # noqa: E402
 from tpjax import _compat  # noqa: E402
 from tpjax.codegen import triton as TG  # noqa: E402
 from tpjax.codegen.triton_source import generate_program  # noqa: E402
@@ -37,14 +36,7 @@ H = lambda q, p: 0.5 * p**2 - jnp.cos(q)
 
 
 def timeit(fn, *args):
-    for _ in range(2):
-        jax.block_until_ready(fn(*args))
-    ts = []
-    for _ in range(REPS):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        ts.append(time.perf_counter() - t0)
-    return statistics.median(ts) * 1e3
+    return median_ms(fn, *args, reps=REPS)
 
 
 def user_scan(unroll):
@@ -107,10 +99,7 @@ def main():
         f"max |tpjax - libdevice kernel| over the final state: {diff:.3g}",
     ]
     text = "\n".join(lines)
-    print(text)
-    if os.environ.get("OUT"):
-        with open(os.path.join(os.environ["OUT"], "bench_trig.md"), "w") as fh:
-            fh.write(text + "\n")
+    report("bench_trig.md", text)
 
 
 if __name__ == "__main__":

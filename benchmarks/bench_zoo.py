@@ -25,9 +25,7 @@ from __future__ import annotations
 import ast
 import datetime
 import os
-import statistics
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
@@ -36,6 +34,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import tpjax  # noqa: E402
+from benchmarks._timing import median_ms, report  # noqa: E402
 
 GPU = jax.default_backend() == "gpu"
 REPS = 5
@@ -130,14 +129,7 @@ GRAD_ONLY = os.environ.get("ZOO_GRAD_ONLY") == "1"
 
 
 def timeit(fn, *args):
-    jax.block_until_ready(fn(*args))
-    jax.block_until_ready(fn(*args))
-    ts = []
-    for _ in range(REPS):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        ts.append(time.perf_counter() - t0)
-    return statistics.median(ts) * 1e3
+    return median_ms(fn, *args, reps=REPS)
 
 
 # ---- the variants --------------------------------------------------------------------------------------
@@ -353,10 +345,7 @@ def main():
         rows.append(bench(c, scale))
         print(rows[-1], flush=True)
     out = head + "\n" + table(rows) + "\n"
-    print(out)
-    if os.environ.get("OUT"):
-        with open(os.path.join(os.environ["OUT"], "bench_zoo.md"), "w") as fh:
-            fh.write(out)
+    report("bench_zoo.md", out.rstrip("\n"))
 
 
 if __name__ == "__main__":
