@@ -38,6 +38,10 @@ def cases(group: str) -> list[str]:
     if group == "trig":
         runs = ("pendulum-plain", "pendulum-save", "loop-step", "loop-sweep")
         return ["functions-bits", *(f"{r}-{c}" for r in runs for c in ("redo", "in-range"))]
+    if group == "tile":
+        from tests._interpret_tile import cases as tile_cases
+
+        return tile_cases()
     if group == "rigid_body":
         return [f"rigid_body-order{o}-{d}" for o in (2, 4) for d in TOL]
     if group == "shapes":
@@ -167,12 +171,15 @@ def run_shapes(results: dict) -> None:
     _run(KERNEL_ZOO, _shape_todo(KERNEL_ZOO), results)
 
 
-def _run(zoo, todo, results: dict) -> None:
+def _run(zoo, todo, results: dict, form: str = "auto", key: str = "{name}-{method}-{dtype}-{v}") -> None:
+    """Each (name, method, dtype) of ``todo``: the kernel of ``form`` (plain and saving) on N_SYSTEMS
+    perturbed systems against the XLA trajectory; errors relative to max(1, |state|)."""
     import jax
     import jax.numpy as jnp
 
     import tpjax
     from tpjax.codegen import triton as TG
+    from tpjax.codegen.triton_source import generate
 
     dt = 0.05
     for name, method, dtype in todo:
@@ -182,16 +189,19 @@ def _run(zoo, todo, results: dict) -> None:
         q, p = (x.astype(dtype) for x in _systems(q0, p0, np.random.default_rng(len(results))))
         npd = np.dtype(dtype)
         cs = [NpArg(np.asarray(c, npd).reshape(-1)) for c in comp.consts]  # arrays flat, as the launcher
+        plain_src, save_src = generate(comp, form=form), generate(comp, save=True, form=form)
+        table = TG.launch_constants(plain_src)[2]
+        cs += [NpArg(np.asarray(table, npd))] if table is not None else []  # the tile form's constant table
         dtv = NpArg(np.array([dt], npd))
         grid = ((N_SYSTEMS + BLOCK - 1) // BLOCK,)
         oq, op = np.zeros_like(q), np.zeros_like(p)
-        TG.kernel(comp)[grid](NpArg(q), NpArg(p), dtv, *cs, N_SYSTEMS, STEPS, NpArg(oq), NpArg(op), BLOCK=BLOCK,
-                              FAST_MATH=False)  # fmt: skip
+        TG.load_kernel(plain_src)[grid](NpArg(q), NpArg(p), dtv, *cs, N_SYSTEMS, STEPS, NpArg(oq), NpArg(op),
+                                        BLOCK=BLOCK, FAST_MATH=False)  # fmt: skip
         k = STEPS // SAVE_EVERY
         sq, sp = np.zeros((k, *q.shape), npd), np.zeros((k, *p.shape), npd)
         sq_, sp_ = np.zeros_like(q), np.zeros_like(p)
-        TG.kernel(comp, save=True)[grid](NpArg(q), NpArg(p), dtv, *cs, N_SYSTEMS, k, SAVE_EVERY, NpArg(sq_),
-                                         NpArg(sp_), NpArg(sq), NpArg(sp), BLOCK=BLOCK, FAST_MATH=False)  # fmt: skip
+        TG.load_kernel(save_src)[grid](NpArg(q), NpArg(p), dtv, *cs, N_SYSTEMS, k, SAVE_EVERY, NpArg(sq_),
+                                       NpArg(sp_), NpArg(sq), NpArg(sp), BLOCK=BLOCK, FAST_MATH=False)  # fmt: skip
         traj = jax.vmap(lambda a, b, H=H, m=method: tpjax.trajectory(H, (a, b), dt=dt, steps=STEPS,
                                                                     save_every=SAVE_EVERY, method=m,
                                                                     backend="xla").states)  # fmt: skip
@@ -199,8 +209,9 @@ def _run(zoo, todo, results: dict) -> None:
         plain = max(np.abs(oq - Q[:, -1]).max(), np.abs(op - P[:, -1]).max())
         saved = max(np.abs(sq - Q[:, 1:].swapaxes(0, 1)).max(), np.abs(sp - P[:, 1:].swapaxes(0, 1)).max())
         saved = max(saved, np.abs(sq_ - Q[:, -1]).max(), np.abs(sp_ - P[:, -1]).max())
-        results[f"{name}-{method}-{dtype}-plain"] = [float(plain), TOL[dtype]]
-        results[f"{name}-{method}-{dtype}-save"] = [float(saved), TOL[dtype]]
+        scale = max(1.0, float(np.abs(Q).max()), float(np.abs(P).max()))
+        for v, err in (("plain", plain), ("save", saved)):
+            results[key.format(name=name, method=method, dtype=dtype, v=v)] = [float(err) / scale, TOL[dtype]]
 
 
 def run_rigid_body(results: dict) -> None:
@@ -238,8 +249,10 @@ def main(group: str) -> None:
         run_trig(results)
     else:
         from tests._interpret_loops import run_loops
+        from tests._interpret_tile import run_tile
 
-        run = {"generated": run_generated, "rigid_body": run_rigid_body, "shapes": run_shapes, "loops": run_loops}
+        run = {"generated": run_generated, "rigid_body": run_rigid_body, "shapes": run_shapes, "loops": run_loops,
+               "tile": run_tile}  # fmt: skip
         run[group](results)
     print(json.dumps(results))
 

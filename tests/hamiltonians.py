@@ -90,3 +90,29 @@ KERNEL_ZOO = {
     "relu": (relu_well, lambda dt=jnp.float64: _state([0.5, -0.4, 0.05], [0.0, 0.2, -0.3], dt)),
     "fpu_d24": (fpu, lambda dt=jnp.float64: _state(jnp.sin(jnp.arange(1, 25) * 0.2), jnp.zeros(24), dt)),
 }
+
+
+def _lattice(n, spacing=1.12):
+    side = int(np.ceil(np.sqrt(n)))
+    return np.stack(np.meshgrid(np.arange(side), np.arange(side), indexing="ij"), -1).reshape(-1, 2)[:n] * spacing
+
+
+def pendulum_sum_chain(q, p):
+    """A chain of coupled pendula: a trigonometric potential with a sum to a scalar and neighbour shifts."""
+    return 0.5 * jnp.sum(p**2) - jnp.sum(jnp.cos(q)) + 0.3 * jnp.sum(q) ** 2 / q.size + 0.5 * jnp.sum(jnp.diff(q) ** 2)
+
+
+#: kernels too long to unroll, written in the tile form (``codegen.triton_tile``): an FPU chain of d = 128
+#: (padding and slices along the chain), 32 Lennard-Jones atoms (a 32 x 32 distance matrix, masks, the
+#: eye's constant table), and a pendulum chain of d = 100 (sin/cos, a sum to a scalar; not a power of two).
+TILE_ZOO = {
+    "fpu_d128": (fpu, lambda dt=jnp.float64: _state(jnp.sin(jnp.arange(1, 129) * 0.03), jnp.zeros(128), dt)),
+    "lennard_jones_32": (
+        lennard_jones,
+        lambda dt=jnp.float64: _state(_lattice(32), 0.1 * np.cos(np.arange(64.0)).reshape(32, 2), dt),
+    ),
+    "pendulum_chain_100": (
+        pendulum_sum_chain,
+        lambda dt=jnp.float64: _state(np.sin(np.arange(100) * 0.1), np.zeros(100), dt),
+    ),
+}

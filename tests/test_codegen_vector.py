@@ -191,9 +191,19 @@ def test_traced_integer_parameter_is_refused():
 
 
 def test_too_large_state_raises():
+    """Beyond 4096 elements the unrolled form refuses; the tile form holds up to MAX_TILE padded elements
+    (4097 -> 8192), and beyond that both refuse, each saying why."""
+    from tpjax.codegen.triton_tile import MAX_TILE
+
+    H = lambda q, p: 0.5 * jnp.sum(p**2) + 0.5 * jnp.sum(q[1:] * q[:-1])
     z = jnp.ones((4097,), jnp.float32)
-    comp = tpjax.compile(lambda q, p: 0.5 * jnp.sum(p**2) + 0.5 * jnp.sum(q[1:] * q[:-1]), (z, z), method="leapfrog")
+    comp = tpjax.compile(H, (z, z), method="leapfrog")
     with pytest.raises(NotImplementedError, match="up to 4096 elements"):
+        TG.generate(comp, form="unrolled")
+    assert "form=tile" in TG.generate(comp).splitlines()[1]
+    z = jnp.ones((MAX_TILE + 1,), jnp.float32)
+    comp = tpjax.compile(H, (z, z), method="leapfrog")
+    with pytest.raises(NotImplementedError, match=f"up to 4096 elements.*the tile form.*more than {MAX_TILE}"):
         TG.generate(comp)
 
 

@@ -1,9 +1,9 @@
 """The default call (no ``backend=``) cross-lowered for CUDA from the CPU shows the fused kernel a GPU runs.
 
 Issue 10's list: the flat pendulum, a vmapped yoshida4 pendulum, the distance-matrix Lennard-Jones
-cluster with a cutoff, an FPU chain of d = 32, and an MLP potential (64 hidden units) each lower to
-exactly one ``triton_kernel_call``. The FPU chain of d = 128 unrolls to more statements than the generator
-tries (its sm_90 compile took 340 s): it runs the XLA loop, and the reason says so.
+cluster with a cutoff (6 atoms, unrolled; 32 atoms, the tile form), FPU chains of d = 32 (unrolled) and
+d = 128 (too long to unroll: the tile form, ``codegen.triton_tile``), and an MLP potential (64 hidden units)
+each lower to exactly one ``triton_kernel_call``.
 The lowering really compiles the kernel to PTX (sm_90), so a kernel
 that Triton cannot compile fails here. What these kernels compute is checked under Triton's interpreter
 (tests/test_interpreted_kernels.py) and on the GPU (tests/test_codegen_vector.py, ``-m gpu``).
@@ -59,6 +59,8 @@ CASES = {
     "pendulum_vmap_yoshida4": (_ensemble(lambda q: -jnp.cos(q), (), "yoshida4"), (512,)),
     "lennard_jones_6": (_ensemble(lennard_jones, (6, 2)), (64, 6, 2)),
     "fpu_32": (_ensemble(fpu, (32,)), (64, 32)),
+    "fpu_128": (_ensemble(fpu, (128,)), (16, 128)),
+    "lennard_jones_32": (_ensemble(lennard_jones, (32, 2)), (16, 32, 2)),
     "mlp_64": (_ensemble(mlp(), (4,)), (64, 4)),
 }
 
@@ -74,13 +76,12 @@ def test_default_call_cross_lowers_to_one_fused_kernel(name):
     assert _compat.lower_text_for_cuda(f, q, q).count("triton_kernel_call") == 1
 
 
-def test_fpu_128_runs_the_xla_loop_and_says_why():
+def test_fpu_128_is_the_tile_form():
+    from tpjax.codegen.triton_source import generate
     from tpjax.executors.choice import kernel_for
 
     z = jnp.zeros((128,), jnp.float32)
     comp = tpjax.compile(lambda q, p: kinetic(p) + fpu(q), (z, z))
     executor, why = kernel_for(comp, fast_math=False)
-    assert executor is None and "statements" in why and "XLA path" in why
-    f = _ensemble(fpu, (128,))
-    q = jax.ShapeDtypeStruct((16, 128), jnp.float32)
-    assert _compat.lower_text_for_cuda(f, q, q).count("triton_kernel_call") == 0
+    assert executor is not None and why is None
+    assert "form=tile" in generate(comp).splitlines()[1]

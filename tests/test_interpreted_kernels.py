@@ -62,3 +62,9 @@ def test_gradient_loop_kernels_equal_their_reference():
     """The fused-loop kernels of the gradient (anchored forward step, reversible backward sweep with shared and
     per-lane parameters and dt, with and without the FSAL force) against primitives.fused_loop's reference."""
     check("loops", "primitives.fused_loop reference (XLA)")
+
+
+def test_tile_form_kernels_equal_xla():
+    """The tile form (per-system arrays as Triton tensors: gathers for shifts, tl.sum over axes, masks, the
+    constant table) for every Hamiltonian it writes, FPU d = 128 and 32 Lennard-Jones atoms included."""
+    check("tile", "tpjax.trajectory(backend='xla')")

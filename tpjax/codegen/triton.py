@@ -8,6 +8,8 @@ caches it by text; ``fused_integrate`` launches it through ``tpjax._compat.trito
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ..ir.node import Program
@@ -39,8 +41,44 @@ def kernel(comp, save: bool = False):
     return load_kernel(generate(comp, save=save))
 
 
-def fused_integrate(comp, q, p, dt, steps: int, *, fast_math: bool = False, block: int = BLOCK,
-                    num_warps: int = NUM_WARPS, consts=None, save_every: int | None = None):  # fmt: skip
+@functools.lru_cache(maxsize=64)
+def compile_error(src: str, capability: int = 90) -> str | None:
+    """None when Triton compiles the kernel of ``src`` for CUDA compute ``capability`` (no GPU needed), else
+    the compiler's message: the executor choice tries it for tile-form kernels (``triton_tile``), whose
+    tensor shapes meet Triton passes that the unrolled form never does, so that a kernel Triton cannot build
+    runs the XLA loop instead of failing the user's call."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    kern = load_kernel(src)
+    ptr = {"f32": "*fp32", "f64": "*fp64"}["f64" if "dtype=f64" in src.splitlines()[1] else "f32"]
+    sig = {
+        a: ptr if a.endswith("_ptr") else "constexpr" if a in ("BLOCK", "FAST_MATH") else "i32" for a in kern.arg_names
+    }
+    block, num_warps, _ = launch_constants(src)
+    try:
+        triton.compile(ASTSource(kern, signature=sig, constexprs={"BLOCK": block, "FAST_MATH": False}),
+                       target=GPUTarget("cuda", capability, 32), options={"num_warps": num_warps})  # fmt: skip
+    except Exception as e:  # Triton reports pass failures as RuntimeError / CompilationError
+        return f"{type(e).__name__}: {str(e).strip().splitlines()[-1][:200] if str(e).strip() else ''}"
+    return None
+
+
+def launch_constants(src: str, block: int | None = None, num_warps: int | None = None):
+    """(systems per program, warps, constant table or None) for the kernel of ``src``: the tile form's
+    module records its own (``triton_tile_kernel``); the unrolled kernel uses BLOCK and NUM_WARPS. Explicit
+    ``block`` / ``num_warps`` win."""
+    mod = _MODULES.get(src) or kernel_cache.load_module(src)
+    _MODULES[src] = mod
+    block = getattr(mod, "TPJAX_BLOCK", BLOCK) if block is None else block
+    num_warps = getattr(mod, "TPJAX_NUM_WARPS", NUM_WARPS) if num_warps is None else num_warps
+    return block, num_warps, getattr(mod, "TPJAX_TABLE", None)
+
+
+def fused_integrate(comp, q, p, dt, steps: int, *, fast_math: bool = False, block: int | None = None,
+                    num_warps: int | None = None, consts=None, save_every: int | None = None,
+                    form: str = "auto"):  # fmt: skip
     """Integrate an ensemble with one fused Triton kernel: ``steps`` steps of ``comp``'s method.
 
     Args:
@@ -50,11 +88,14 @@ def fused_integrate(comp, q, p, dt, steps: int, *, fast_math: bool = False, bloc
         a system's components lie contiguously, row-major) and comp's dtype.
       dt: step size (python float or scalar array; a run-time operand).
       steps: number of steps (python int; a run-time kernel argument, not a recompile).
+      block, num_warps: systems and warps per program (default: BLOCK and NUM_WARPS, or the tile-form
+        kernel's own ``TPJAX_BLOCK`` and ``TPJAX_NUM_WARPS``).
       fast_math: float32 only: approximate sin/cos/exp PTX instructions.
       consts: values of H's parameters (default: those captured when ``comp`` was compiled); arrays are
         passed flat and read by the kernel element by element.
       save_every: None, or a positive int dividing ``steps``: also return the state after every
         ``save_every`` steps (run-time kernel arguments; the saving kernel is one more compile per comp).
+      form: the kernel form (``triton_source.FORMS``: "auto", "unrolled" or "tile").
     Returns: (q, p) after ``steps`` steps, shaped like the inputs; with ``save_every``,
     (q, p, Q, P) where Q, P have shape (steps // save_every, *q.shape) and row k is the state after
     (k + 1) * save_every steps (so Q[-1] == q). Needs a CUDA GPU to run (lowers anywhere jax-triton
@@ -66,8 +107,9 @@ def fused_integrate(comp, q, p, dt, steps: int, *, fast_math: bool = False, bloc
     from .. import _compat
 
     save = save_every is not None
-    src = generate(comp, save=save)
+    src = generate(comp, save=save, form=form)
     kern = load_kernel(src)
+    block, num_warps, table = launch_constants(src, block, num_warps)
     want = {"f32": "float32", "f64": "float64"}[comp.step.instrs[0].dtype]
     q, p = jnp.asarray(q), jnp.asarray(p)
     if q.shape != p.shape:
@@ -101,6 +143,8 @@ def fused_integrate(comp, q, p, dt, steps: int, *, fast_math: bool = False, bloc
     qf, pf = q.reshape(size), p.reshape(size)
     dtv = jnp.asarray(dt, q.dtype).reshape(())
     cs = [jnp.asarray(c, q.dtype).reshape(-1) for c in (comp.consts if consts is None else consts)]  # flat
+    if table is not None:
+        cs.append(jnp.asarray(np.asarray(table, np.float64), q.dtype))  # the tile form's constant table
     grid = lambda meta: ((n + meta["BLOCK"] - 1) // meta["BLOCK"],)
     if not save:
         outq, outp = _compat.triton_call(

@@ -20,7 +20,14 @@ def layout(em, i) -> None:
     f, src, dst = i.attr("func"), i.args[0], i.dst[0]
     if isinstance(src, str) and src == dst:
         raise NotImplementedError(f"tpjax Triton codegen: ELEM {f} writes its own operand {src}")
-    x = em.comps(src)
+    out = apply_layout(i, em.comps(src), 0.0)
+    em.assign(dst, tuple(i.shape), list(out.reshape(-1)), i)
+
+
+def apply_layout(i, x: np.ndarray, fill) -> np.ndarray:
+    """The layout ELEM ``i`` (broadcast, reshape, slice, pad) applied to the numpy array ``x`` (of numbers,
+    or of component operands); padding with ``fill``."""
+    f = i.attr("func")
     if f == "broadcast":
         shape, bdims = tuple(i.attr("shape")), tuple(i.attr("bdims"))
         lifted = [1] * len(shape)
@@ -33,11 +40,11 @@ def layout(em, i) -> None:
         out = x[tuple(slice(a, b) for a, b in zip(i.attr("start"), i.attr("limit"), strict=True))]
     else:  # pad with zeros: lo, hi >= 0 (the frontend keeps other paddings OPAQUE)
         lo, hi = i.attr("lo"), i.attr("hi")
-        out = np.full(tuple(n + a + b for n, a, b in zip(x.shape, lo, hi, strict=True)), 0.0, object)
+        out = np.full(tuple(n + a + b for n, a, b in zip(x.shape, lo, hi, strict=True)), fill, x.dtype)
         out[tuple(slice(a, a + n) for a, n in zip(lo, x.shape, strict=True))] = x
     if tuple(out.shape) != tuple(i.shape):
-        raise NotImplementedError(f"tpjax Triton codegen: ELEM {f} to shape {i.shape} from {x.shape}")
-    em.assign(dst, tuple(i.shape), list(out.reshape(-1)), i)
+        raise NotImplementedError(f"tpjax Triton codegen: ELEM {f} to shape {i.shape} from {np.shape(x)}")
+    return np.ascontiguousarray(out)
 
 
 def reduce_sum(em, i) -> None:

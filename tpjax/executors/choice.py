@@ -30,7 +30,11 @@ def kernel_for(comp, fast_math: bool) -> tuple[AbstractExecutor | None, str | No
     per_element = lanes(comp)  # an elementwise flow: one system per array element (no vmap needed)
     for kernel_comp in (per_element, comp) if per_element is not None else (comp,):
         try:
-            tg.generate(kernel_comp)
+            src = tg.generate(kernel_comp)
+            if "form=tile" in src.splitlines()[1]:
+                error = tg.compile_error(src, _capability())
+                if error:
+                    raise NotImplementedError(f"Triton does not compile the tile-form kernel ({error})")
         except (NotImplementedError, ImportError) as e:
             why = str(e)
             continue
@@ -40,6 +44,19 @@ def kernel_for(comp, fast_math: bool) -> tuple[AbstractExecutor | None, str | No
             continue
         return FusedKernel(fast_math, kernel_comp), None
     return None, why
+
+
+def _capability() -> int:
+    """The CUDA compute capability kernels are built for: the GPU's, or sm_90 (H100/H200) when the default
+    backend is not a GPU (a cross-lowering from a CPU host)."""
+    if jax.default_backend() != "gpu":
+        return 90
+    try:
+        dev = jax.devices("gpu")[0]
+        major, minor = str(dev.compute_capability).split(".")
+        return int(major) * 10 + int(minor)
+    except Exception:  # a GPU without a "major.minor" capability string: check the build for an H100/H200
+        return 90
 
 
 def on_cuda() -> bool:
