@@ -49,6 +49,8 @@ CASES = [
     case("lj_64", v_lennard_jones(), (64, 2), 4_096, 200, 0.002, lattice(64, 2), (1, 2)),
 ]
 TILE_CONFIGS = {"fpu": [(2, 4), (4, 4), (8, 4), (4, 8)], "lj": [(2, 8), (4, 8), (8, 8), (4, 4)]}
+#: the shorter sweep of a second run (TILE_SWEEP=short): the chosen configuration and its neighbour
+SHORT_CONFIGS = {"fpu": [(4, 4), (8, 4)], "lj": [(4, 4), (4, 8)]}
 
 
 def attempt(fn, *args):
@@ -70,7 +72,8 @@ def variants(c):
         out["unrolled"] = jax.jit(lambda q, p: TG.fused_integrate(comp, q, p, dt, steps, form="unrolled"))
     except NotImplementedError:
         pass
-    for b, w in TILE_CONFIGS[c["name"].split("_")[0]]:
+    configs = SHORT_CONFIGS if os.environ.get("TILE_SWEEP") == "short" else TILE_CONFIGS
+    for b, w in configs[c["name"].split("_")[0]]:
         out[f"tile b{b} w{w}"] = jax.jit(
             lambda q, p, b=b, w=w: TG.fused_integrate(comp, q, p, dt, steps, form="tile", block=b, num_warps=w)
         )

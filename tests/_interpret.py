@@ -42,6 +42,10 @@ def cases(group: str) -> list[str]:
         from tests._interpret_tile import cases as tile_cases
 
         return tile_cases()
+    if group == "literals":
+        from tests._interpret_literals import cases as literal_cases
+
+        return literal_cases()
     if group == "rigid_body":
         return [f"rigid_body-order{o}-{d}" for o in (2, 4) for d in TOL]
     if group == "shapes":
@@ -248,11 +252,12 @@ def main(group: str) -> None:
 
         run_trig(results)
     else:
+        from tests._interpret_literals import run_literals
         from tests._interpret_loops import run_loops
         from tests._interpret_tile import run_tile
 
         run = {"generated": run_generated, "rigid_body": run_rigid_body, "shapes": run_shapes, "loops": run_loops,
-               "tile": run_tile}  # fmt: skip
+               "tile": run_tile, "literals": run_literals}  # fmt: skip
         run[group](results)
     print(json.dumps(results))
 

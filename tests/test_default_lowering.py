@@ -1,7 +1,7 @@
 """The default call (no ``backend=``) cross-lowered for CUDA from the CPU shows the fused kernel a GPU runs.
 
 Issue 10's list: the flat pendulum, a vmapped yoshida4 pendulum, the distance-matrix Lennard-Jones
-cluster with a cutoff (6 atoms, unrolled; 32 atoms, the tile form), FPU chains of d = 32 (unrolled) and
+cluster with a cutoff (6 atoms unrolled, 32 atoms in the tile form), FPU chains of d = 32 (unrolled) and
 d = 128 (too long to unroll: the tile form, ``codegen.triton_tile``), and an MLP potential (64 hidden units)
 each lower to exactly one ``triton_kernel_call``.
 The lowering really compiles the kernel to PTX (sm_90), so a kernel

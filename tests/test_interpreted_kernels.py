@@ -68,3 +68,9 @@ def test_tile_form_kernels_equal_xla():
     """The tile form (per-system arrays as Triton tensors: gathers for shifts, tl.sum over axes, masks, the
     constant table) for every Hamiltonian it writes, FPU d = 128 and 32 Lennard-Jones atoms included."""
     check("tile", "tpjax.trajectory(backend='xla')")
+
+
+def test_float64_kernels_keep_constants_float32_cannot_hold():
+    """A float64 threshold of 0.1 in a where, a maximum and a clip: systems between 0.1 and float32(0.1) take
+    XLA's branch (Triton 3.6 rounds a Python float in a float64 comparison or min / max to float32)."""
+    check("literals", "tpjax.integrate(backend='xla')")

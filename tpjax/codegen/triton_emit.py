@@ -95,8 +95,21 @@ class _Emitter:
         if a == "dt":
             return "dt"
         if self.is_const(a):
-            return self.lit(self.value(a))
+            return self.literal(self.value(a))
         return self.name(a)
+
+    def literal(self, v) -> str:
+        """A constant operand. Triton 3.6 rounds a Python float to float32 where it meets a float64 tensor in
+        a comparison, ``tl.maximum`` / ``tl.minimum`` or ``tl.where`` of two literals (``x < 2.5600000000000005``
+        compares with 2.5599999428): in a float64 kernel a value float32 cannot hold is a float64 tensor."""
+        text = self.lit(v)
+        if self.dtype == "f64" and text.lstrip("-")[0].isdigit() and float(np.float32(v)) != float(v):
+            return f"tl.full({self.literal_shape()}, {text}, tl.float64)"
+        return text
+
+    def literal_shape(self) -> str:
+        """The shape of a materialised constant operand: one that broadcasts against every operand."""
+        return "[BLOCK]"
 
     def tensor(self, a) -> str:
         """``a`` as a [BLOCK] tensor (constants materialised), for loop-carried registers and stores."""

@@ -144,7 +144,7 @@ def _expr(em, func: str, parts: list):
     a, b = parts  # a comparison of floats
     if all(const):
         return (np.bool_(eval(f"em.value(a) {_COMPARE[func]} em.value(b)")),)  # noqa: S307 (fixed operators)
-    return f"({em.ref(a)} {_COMPARE[func]} {em.ref(b)})"
+    return f"({em.ref(a)} {_COMPARE[func]} {em.ref(b)})"  # a float64 constant: ``_Emitter.literal``
 
 
 def _bool_to_float(em, i) -> None:
@@ -163,7 +163,7 @@ def _bool_to_float(em, i) -> None:
             em.consts[names[k]] = em.np(t if _bool(em, m) else f)
         else:
             em.consts.pop(names[k], None)
-            em.emit(names[k], f"tl.where({em.ref(m)}, {em.lit(t)}, {em.lit(f)}).to({_tl(em)})", i)
+            em.emit(names[k], f"tl.where({em.ref(m)}, {em.literal(t)}, {em.literal(f)}).to({_tl(em)})", i)
     em.bools.discard(i.dst[0])
 
 

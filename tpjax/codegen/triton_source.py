@@ -70,6 +70,9 @@ NUM_WARPS = 4
 #: compile times of the sm_90 kernel (2-core CPU, 2026-12-02): FPU d = 32 (1.3k statements) 6 s, Lennard-
 #: Jones 6 atoms (2.3k) 14 s, MLP 64 hidden (1.5k) 16 s, FPU d = 128 (5.1k) 340 s.
 MAX_STATEMENTS = 3000
+#: largest per-system state (elements) the "auto" form unrolls: the H200 ran the unrolled FPU chain of d = 32 in
+#: 1.05 ms and that of d = 64 in 23.4 ms (the XLA loop: 5.5 ms), its q, p and force no longer in registers.
+UNROLLED_STATE = 48
 #: kernel forms ``generate_program`` writes.
 FORMS = ("auto", "unrolled", "tile")
 
@@ -156,7 +159,8 @@ def generate_program(step: Program, prologue: Program | None = None, consts: int
     ``save``, the saving variant (see the module docstring). ``bounded_trig=False``: float32 sin/cos by
     libdevice alone (no ``kernels.trig`` loop and redo; the tests' reference). ``form``: "unrolled" (one
     statement per component), "tile" (``triton_tile``: per-system arrays as tensors, for states and programs
-    too long to unroll) or "auto" (unrolled when the generator can write it, else tile)."""
+    too long to unroll) or "auto": unrolled for states of at most UNROLLED_STATE elements and kernels of at
+    most MAX_STATEMENTS statements, else the tile form."""
     if form not in FORMS:
         raise ValueError(f"form={form!r} is not known; use one of {FORMS}")
     dtype, prologue = _check_program(step, prologue)
@@ -172,7 +176,7 @@ def generate_program(step: Program, prologue: Program | None = None, consts: int
     try:
         if form == "tile":
             raise NotImplementedError("tpjax Triton codegen: the tile form was asked for")
-        body = _unrolled_body(step, prologue, dtype, save, fixed, ncon, scalars, bounded_trig)
+        body = _unrolled_body(step, prologue, dtype, save, fixed, ncon, scalars, bounded_trig, form == "auto")
     except NotImplementedError as unrolled:
         shape = _carried_shape(step)
         if shape is None or form == "unrolled":
@@ -185,9 +189,16 @@ def generate_program(step: Program, prologue: Program | None = None, consts: int
     return header + "\n@triton.jit\n" + "\n".join(body) + "\n"
 
 
-def _unrolled_body(step, prologue, dtype, save, fixed, ncon, scalars, bounded_trig) -> list[str]:
-    """The unrolled kernel's lines (one statement per component), or NotImplementedError."""
+def _unrolled_body(step, prologue, dtype, save, fixed, ncon, scalars, bounded_trig, budget: bool) -> list[str]:
+    """The unrolled kernel's lines (one statement per component), or NotImplementedError. ``budget``: also
+    refuse a state of more than UNROLLED_STATE elements (the "auto" form)."""
     d = _state_dim(step)
+    if budget and d is not None and d > UNROLLED_STATE:
+        raise NotImplementedError(
+            f"tpjax Triton codegen: the unrolled kernel keeps q, p and the force in registers, 3 x {d} values per "
+            f"thread for this state (more than 3 x {UNROLLED_STATE} spill: an FPU chain of d = 64 ran 4x slower "
+            "than the XLA loop on the H200)"
+        )
     bounded = bounded_trig and dtype == "f32" and uses_bounded_trig(step, prologue)
     body = _kernel_body(step, prologue, dtype, d, save, fixed, ncon, scalars, bounded)
     statements = _count(body)

@@ -133,6 +133,9 @@ class TileEmitter(_Emitter):
             return f"tl.broadcast_to({table}, {self.dims(self.out)})"
         return self.expand(self.name(a), self.shape_of(a), self.out)
 
+    def literal_shape(self) -> str:
+        return "[BLOCK]" if self.out is None else "[" + ", ".join(["1"] * (len(self.out) + 1)) + "]"
+
     def tensor(self, a) -> str:
         if a != "dt" and self.is_const(a):
             dims = "[BLOCK]" if self.out is None else self.dims(self.out)

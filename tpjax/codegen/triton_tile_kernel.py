@@ -17,13 +17,17 @@ from .triton_emit import _CARRIED
 from .triton_kernel_body import _signature
 from .triton_tile import Table, TileEmitter, padded, size
 
-#: systems per program, and the largest padded system (elements) that runs on 4 warps (larger ones on 8).
-#: Measured on the H200 (benchmarks/README.md, "The tile form"): over blocks of 1 to 16 systems and 4 to 16
-#: warps, 4 systems per program was the fastest or within 3% for FPU chains of d = 128 and 256 and for
-#: Lennard-Jones clusters of 32 and 64 atoms, on 4 warps for the chains and 8 for the clusters; one system
-#: per program ran 10x to 100x slower for some clusters and does not compile for some chains.
+#: systems per program (at least), and the widest padded array that runs on 4 warps (wider ones on 8).
+#: Measured on the H200 (benchmarks/README.md, "The tile form"), over 1 to 16 systems per program and 4 to 16
+#: warps: 4 systems was the fastest (or within 6%) for FPU chains of d = 64, 128, 256 and Lennard-Jones
+#: clusters of 32 and 64 atoms; 4 warps for the chains and the 32-atom cluster (2048-element distance tensor),
+#: 8 for 64 atoms (8192); fewer systems or more warps failed Triton 3.6's compile for the chains (a gather
+#: layout assertion) or ran 10x to 100x slower for the clusters.
 TILE_BLOCK = 4
-WIDE_SYSTEM = 512
+WIDE_SYSTEM = 2048
+#: values per program for small systems (widest padded array under 128 elements): more systems per program,
+#: since tiles of fewer elements than threads did not compile (e.g. [4, 16] on 4 warps).
+SMALLEST_TILE = 1024
 
 
 def tile_kernel(step: Program, prologue: Program | None, dtype: str, shape: tuple[int, ...], save: bool, fixed,
@@ -45,7 +49,8 @@ def tile_kernel(step: Program, prologue: Program | None, dtype: str, shape: tupl
                 em.instr(i)
         widest = max(widest, em.widest)
         blocks.append(em.lines)
-    block, warps = TILE_BLOCK, 4 if widest <= WIDE_SYSTEM else 8
+    block = TILE_BLOCK if widest * TILE_BLOCK >= SMALLEST_TILE // 2 else min(64, SMALLEST_TILE // widest)
+    warps = 4 if widest <= WIDE_SYSTEM else 8
     body = _signature(save, "".join(f"c{k}_ptr, " for k in range(ncon)) + ("tab_ptr, " if table.values else ""))
     ind = "    "
     em = TileEmitter(dtype, "", opaque_msg, (), table, pre)

@@ -74,9 +74,9 @@ def _bool_to_float(em, i) -> None:
         ones.size and (np.any(ones != ones[0]) or np.any(zeros != zeros[0]))
     ):
         raise NotImplementedError(em.opaque_msg.format(op=f"OPAQUE {i.attr('func')} of a mask (tile form)"))
-    t, f = (em.lit(v[0]) if v.size else "0.0" for v in (ones, zeros))
     dtype = {"f32": "tl.float32", "f64": "tl.float64"}[em.dtype]
     em.out = shape if shape != () else None
+    t, f = (em.literal(v[0]) if v.size else "0.0" for v in (ones, zeros))
     m = em.ref(a)
     em.out = None
     em.written(i.dst[0], shape, f"tl.where({m}, {t}, {f}).to({dtype})", i)
