@@ -1,0 +1,58 @@
+"""Oracles written against the survivors of the integrators/ mutation sample (tests/MUTATION.md): error
+messages that name the argument, the names and labels other code reads, and Tao's order from its gammas."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import tpjax
+from tpjax.integrators import Drift, Kick
+
+jax.config.update("jax_enable_x64", True)
+
+
+def test_gauss_step_refuses_an_integer_state_naming_z():
+    from tpjax.integrators.gauss import gauss_step
+
+    with pytest.raises(ValueError, match="`z` must hold floating-point arrays; got dtype int"):
+        gauss_step(lambda z: z, (jnp.arange(3), jnp.arange(3)), 0.1, 2)
+
+
+def test_rigid_body_hamiltonian_of_the_wrong_shape_names_h():
+    from tpjax.integrators.rigid_body import inertia_from_hamiltonian
+
+    with pytest.raises(ValueError, match=r"`H` must map L of shape \(3,\) to a scalar; it returns shape \(3,\)"):
+        inertia_from_hamiltonian(lambda L: L**2)
+
+
+def test_a_splitting_without_stages_says_what_to_give():
+    with pytest.raises(TypeError, match=r"Splitting needs stages, e\.g\. \(Kick\(0\.5\), Drift\(1\.0\)"):
+        tpjax.Splitting()
+
+
+def test_a_custom_splitting_is_named_custom_splitting_unless_named():
+    stages = (Kick(0.5), Drift(1.0), Kick(0.5))
+    assert tpjax.Splitting(stages=stages).name == "custom_splitting"
+    assert tpjax.Splitting("my_leapfrog", stages=stages).name == "my_leapfrog"
+
+
+def test_tao_flow_is_listed_as_the_poisson_flow_stage():
+    H = lambda q, p: 0.5 * (q**2 + p**2) + 0.1 * q**2 * p**2
+    text = str(tpjax.compile(H, (jnp.float64(1.0), jnp.float64(0.0)), method="tao").step)
+    assert "; Phase 3: poisson | flow\n" in text
+
+
+def test_tao_order_is_four_only_for_a_palindromic_composition():
+    """gammas summing to 1 with sum(g^3) = 0 but not a palindrome: no order-4 claim (the odd-order terms
+    of a non-symmetric composition do not cancel). The triple jump is the palindromic order-4 case."""
+    from tpjax.integrators.tao import Tao
+
+    x, c = 1.3, 1.0 - 1.3  # y + z = c; x^3 + y^3 + (c - y)^3 = 3c y^2 - 3c^2 y + x^3 + c^3 = 0
+    y = float(min(np.roots([3 * c, -3 * c**2, x**3 + c**3]).real))
+    gammas = (x, y, c - y)
+    assert abs(sum(g**3 for g in gammas)) < 1e-12 and abs(sum(gammas) - 1.0) < 1e-12
+    assert abs(gammas[0] - gammas[2]) > 0.05  # far from a palindrome
+    assert Tao(gammas=gammas).order == 2
+    w1 = 1.0 / (2.0 - 2.0 ** (1.0 / 3.0))
+    assert Tao(gammas=(w1, 1.0 - 2.0 * w1, w1)).order == 4
