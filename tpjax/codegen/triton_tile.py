@@ -28,18 +28,10 @@ from ..ir.node import Instr
 from ..ir.ops import Op
 from .triton_emit import _ELEMENTWISE, _TL_DTYPE, _Emitter, _tag
 from .triton_layout import LAYOUT
+from .triton_tile_layout import apply_layout, layout, padded, pow2
 
 #: largest padded per-system array (elements) the tile form holds; each tile is BLOCK rows of it.
 MAX_TILE = 8192
-
-
-def pow2(n: int) -> int:
-    return 1 << max(int(n) - 1, 0).bit_length()
-
-
-def padded(shape) -> tuple[int, ...]:
-    """The tile's per-system dimensions for an array of ``shape`` (each rounded up to a power of two)."""
-    return tuple(pow2(n) for n in shape)
 
 
 def size(shape) -> int:
@@ -204,12 +196,8 @@ class TileEmitter(_Emitter):
         self.shapes[i.dst[0]] = shape
 
     def _layout(self, i: Instr) -> None:
-        from .triton_tile_layout import layout
-
         src = i.args[0]
         if self.is_const(src) or (isinstance(src, str) and src in self.arrays):
-            from .triton_tile_layout import apply_layout
-
             self.set_constant(i.dst[0], apply_layout(i, np.asarray(self.constant_of(src)), 0), i)
             return
         self.written(i.dst[0], i.shape, layout(self, i, self.name(src), self.shape_of(src)), i)

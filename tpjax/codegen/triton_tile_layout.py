@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from .triton_emit import _TL_DTYPE
 from .triton_layout import apply_layout as apply_layout
-from .triton_tile import padded, pow2
 
 
 def layout(em, i, x: str, shape: tuple[int, ...]) -> str:
@@ -50,6 +49,15 @@ def layout(em, i, x: str, shape: tuple[int, ...]) -> str:
     if tuple(cur) != out:
         raise NotImplementedError(f"tpjax Triton codegen: ELEM {f} to shape {out} from {shape}")
     return x if out != () else f"tl.reshape({x}, [BLOCK])"
+
+
+def pow2(n: int) -> int:
+    return 1 << max(int(n) - 1, 0).bit_length()
+
+
+def padded(shape) -> tuple[int, ...]:
+    """The tile's per-system dimensions for an array of ``shape`` (each rounded up to a power of two)."""
+    return tuple(pow2(n) for n in shape)
 
 
 #: an axis of at most this many (padded) entries is shifted by masked sums, not ``tl.gather`` (Triton 3.6's
