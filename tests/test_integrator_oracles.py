@@ -56,3 +56,42 @@ def test_tao_order_is_four_only_for_a_palindromic_composition():
     assert Tao(gammas=gammas).order == 2
     w1 = 1.0 / (2.0 - 2.0 ** (1.0 / 3.0))
     assert Tao(gammas=(w1, 1.0 - 2.0 * w1, w1)).order == 4
+
+
+def test_merge_drops_cancelling_kicks_anywhere_and_keeps_a_sum_of_one():
+    """Two kicks that cancel vanish and the drifts around them merge, also past the second stage; a merged
+    coefficient of exactly 1 is an ordinary stage."""
+    from tpjax.integrators.composition import merge
+
+    stages = (Kick(0.25), Drift(0.5), Kick(0.75), Kick(-0.75), Drift(0.5), Kick(0.25))
+    assert merge(stages) == (Kick(0.25), Drift(1.0), Kick(0.25))
+    assert merge((Drift(0.5), Kick(0.5), Kick(0.5), Drift(0.5))) == (Drift(0.5), Kick(1.0), Drift(0.5))
+
+
+def test_implicit_midpoint_keeps_float32_arithmetic_and_an_integer_count_with_x64_on():
+    """A float32 state is solved in float32 (dt, the field and tol cast to it, also when given as float64
+    arrays) even with x64 enabled, and the iteration count is an int32, for both solvers."""
+    from tpjax.integrators.implicit import implicit_midpoint_step
+
+    f = lambda z: (z[1], -jnp.sin(z[0]))
+    z = (jnp.float32(1.0), jnp.float32(0.5))
+    for solver in ("newton", "fixed_point"):
+        for tol in (None, np.float64(1e-6)):
+            step = lambda z, tol=tol, solver=solver: implicit_midpoint_step(
+                f, z, np.float64(0.1), tol=tol, solver=solver
+            )
+            text = str(jax.make_jaxpr(step)(z))  # the loops' and custom_root's jaxprs included
+            assert "f64" not in text, (solver, tol)
+            z1, info = step(z)
+            assert info.iterations.dtype == jnp.int32 and z1[0].dtype == jnp.float32
+
+
+def test_implicit_midpoint_default_tolerance_scales_with_the_state():
+    """The default tol is relative (10 eps times the state's size): a linear field at |z| ~ 1e4 converges in
+    a couple of Newton iterations in float32, where an absolute or inverse-scaled tolerance never would."""
+    from tpjax.integrators.implicit import implicit_midpoint_step
+
+    f = lambda z: (z[1], -z[0])
+    for scale in (1.0, 1e4):
+        z1, info = implicit_midpoint_step(f, (jnp.float32(scale), jnp.float32(0.3 * scale)), 0.1)
+        assert bool(info.converged) and int(info.iterations) <= 3, (scale, info)
