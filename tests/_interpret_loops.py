@@ -6,7 +6,9 @@ carry: the GPU's XLA path drops it) as ``fused_sweep.StepBody`` (the anchored fo
 ``fused_sweep.SweepBody`` (the reversible backward sweep: state one step back, cotangents of the state, of
 every float parameter and of dt pulled back), over 5 lanes in blocks of 4 (the second block masked), with a
 trip count below the loop's maximum; the sweep also with per-lane parameters and dt, and with saved-state
-cotangents injected as the step index counts down through multiples of ``EVERY``.
+cotangents injected as the step index counts down through multiples of ``EVERY``; and (with the FSAL carry)
+as ``fused_sweep.AnchoredSweepBody``, the sweep over all segments of the default gradient, its anchors and
+boundary flags injected every ``EVERY`` steps.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ def cases() -> list[str]:
             out += [f"{name}-{dtype}-{form}-step", f"{name}-{dtype}-{form}-sweep"]
         out.append(f"{name}-{dtype}-plain-sweep-per-lane")
         out.append(f"{name}-{dtype}-plain-sweep-saved")
+        out.append(f"{name}-{dtype}-fsal-sweep-anchored")
     # the Lennard-Jones sweep without the FSAL carry (four force evaluations per step) is over the statement
     # limit: it is refused (NotImplementedError, the XLA loop runs), checked in test_gradient_kernels.py
     return [c for c in out if not c.startswith("lennard_jones-float64-plain-sweep")]
@@ -80,7 +83,7 @@ def run_loops(results: dict) -> None:
     import jax.numpy as jnp
 
     import tpjax
-    from tpjax.adjoint.fused_sweep import StepBody, SweepBody
+    from tpjax.adjoint.fused_sweep import AnchoredSweepBody, StepBody, SweepBody
     from tpjax.integrators.stepper import program_stepper
 
     rng = np.random.default_rng(7)
@@ -111,10 +114,18 @@ def run_loops(results: dict) -> None:
                 rows = [rng.standard_normal((ROWS, *x.shape)).astype(dtype) for x in z]
                 todo.append(("sweep-saved", sweep, [*z, *a, *g], [*params, dt], (False,) * (len(params) + 1)))
                 inj = (rows, tuple(range(len(z), 2 * len(z))))
+            if form == "fsal":  # anchors near the states (a rebuild's miss), the flag's rows all ones
+                core = [*z, *a, *g]
+                slots = [np.zeros_like(x) for x in z] + [np.zeros((LANES,), dtype)] * 3
+                rows = [(x[None] + 1e-3 * rng.standard_normal((ROWS, *x.shape))).astype(dtype) for x in z]
+                anchored = (rows + [np.ones((ROWS, LANES), dtype)], tuple(range(len(core), len(core) + len(z) + 1)))
+                todo.append(("sweep-anchored", AnchoredSweepBody(sweep), core + slots, [*params, dt],
+                             (False,) * (len(params) + 1)))  # fmt: skip
             for what, body, carry, inv, lane_inv in todo:
                 if f"{name}-{dtype}-{form}-{what}" not in cases_:
                     continue
-                got, ref = _run_case(body, carry, inv, lane_inv, dtype, inj if what == "sweep-saved" else None)
+                inject = {"sweep-saved": inj, "sweep-anchored": anchored if form == "fsal" else None}.get(what)
+                got, ref = _run_case(body, carry, inv, lane_inv, dtype, inject)
                 if ref is None:
                     print(f"{name}-{dtype}-{form}-{what}: {got}", file=sys.stderr)
                     results[f"{name}-{dtype}-{form}-{what}"] = [float("inf"), TOL[dtype]]

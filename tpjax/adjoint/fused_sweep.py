@@ -18,12 +18,13 @@ of a saving solve whose anchor interval is not a multiple of ``save_every`` (a `
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 
-from ..primitives.fused_loop import fused_loop
+from ..primitives.fused_loop import fused_loop, has_cuda_kernel
 from . import loops
 from .loops import VmappedStep
 
@@ -126,3 +127,71 @@ def sweep(step, params, dt, carry, z_end, n_active, n, want_p, want_dt, saved=No
     if want_dt:
         gdt = out[-1] if dt_lane else gdt + jnp.sum(out[-1], axis=lane_axes)
     return z, (a, gp, gdt)
+
+
+@dataclasses.dataclass(frozen=True)
+class AnchoredSweepBody:
+    """``SweepBody`` over every segment at once, re-anchored at the segment boundaries.
+
+    Extra carry (per lane): a slot the size of z, a boundary flag, the worst miss and a sum of misses. Where
+    the step index is a multiple of the anchor interval, ``fused_loop``'s injection adds the true state (the
+    anchor) to the empty slot and 1 to the flag; the body then records max |rebuilt - true| over the state
+    (the per-segment rule's numerator) and adds sum |rebuilt - true| to the sum (a NaN or Inf detector:
+    Triton's maximum drops NaNs, its addition does not), continues from the true state (as a separate
+    segment sweep would start from it) and empties the slot."""
+
+    sweep: SweepBody
+
+    def __call__(self, carry, inv):
+        nz = self.sweep.nz
+        core, slot, (flag, worst, total) = carry[: -nz - 3], carry[-nz - 3 : -3], carry[-3:]
+        hit = flag > 0.5
+        diffs = []
+        for x, s in zip(core[:nz], slot, strict=True):
+            d = jnp.abs(x - s).astype(worst.dtype)
+            diffs += [d] if d.ndim == 0 else [d.reshape(-1)[k] for k in range(d.size)]  # static slices
+        miss = functools.reduce(jnp.maximum, diffs)
+        worst = jnp.where(hit & (miss > worst), miss, worst)
+        total = total + jnp.where(hit, sum(diffs), jnp.zeros_like(total))
+        z = [jnp.where(hit, s, x) for s, x in zip(slot, core[:nz], strict=True)]
+        out = self.sweep([*z, *core[nz:]], inv)
+        return [*out, *(jnp.zeros_like(s) for s in slot), jnp.zeros_like(flag), worst, total]
+
+
+def sweep_anchored(step, params, dt, carry, z_end, anchors, every, steps, want_p, want_dt):
+    """All ``steps`` backward steps from ``z_end`` in one fused loop, restarting from ``anchors`` (slot j the
+    true z_{min((j+1) every, steps)}) at every multiple of ``every``: (rebuilt z_0, carry, per-lane worst
+    max |rebuilt - true| over the boundaries, per-lane sum of every |rebuilt - true|), or None where the fused
+    loop does not apply (as ``sweep``) or its body has no CUDA kernel (a state too long for the loop
+    kernels: the per-segment sweeps, whose body is shorter, may still have one)."""
+    unwrapped = _lanes(step)
+    if unwrapped is None or on_a_mesh(carry, z_end, params, dt, anchors):
+        return None
+    inner, lanes, p_lane, dt_lane = unwrapped
+    p_lane = p_lane if p_lane is not None else (False,) * len(params)
+    a, gp, gdt = carry
+    nz = len(z_end)
+    lead = tuple(z_end[0].shape[:lanes])
+    wanted_lane = [lane for lane, w in zip(p_lane, want_p, strict=True) if w]
+    part = [g if lane else jnp.zeros((*lead, *g.shape), g.dtype) for g, lane in zip(gp, wanted_lane, strict=True)]
+    parts_dt = [gdt if dt_lane else jnp.zeros((*lead, *jnp.shape(gdt)), jnp.result_type(gdt))] if want_dt else []
+    body = AnchoredSweepBody(SweepBody(inner, nz, tuple(want_p), bool(want_dt)))
+    kind = jnp.result_type(*z_end)
+    flag = jnp.zeros(lead, kind)
+    core = [*z_end, *a, *part, *parts_dt]
+    slots = [jnp.zeros_like(z) for z in z_end]
+    marks = jnp.ones((anchors[0].shape[0], *lead), kind)  # the flag's row at every boundary
+    into = (*range(len(core), len(core) + nz), len(core) + nz)
+    carry_in, inv = [*core, *slots, flag, flag, flag], [*params, dt]
+    if not has_cuda_kernel(body, carry_in, inv, lanes=lanes, lane_invariants=(*p_lane, dt_lane), inject_into=into):
+        return None  # longer than the per-segment sweep's body: where only that one is a kernel, keep it
+    out = fused_loop(body, carry_in, inv, None, n_max=steps, lanes=lanes, lane_invariants=(*p_lane, dt_lane),
+                     inject=[*anchors, marks], inject_into=into, inject_every=every, m0=steps)  # fmt: skip
+    z, a = out[:nz], out[nz : 2 * nz]
+    lane_axes = tuple(range(lanes))
+    gp_out = out[2 * nz : 2 * nz + len(gp)]
+    gp = [o if lane else g + jnp.sum(o, axis=lane_axes) for g, o, lane in zip(gp, gp_out, wanted_lane, strict=True)]
+    if want_dt:
+        d = out[len(core) - 1]
+        gdt = d if dt_lane else gdt + jnp.sum(d, axis=lane_axes)
+    return z, (a, gp, gdt), out[-2], out[-1]

@@ -71,11 +71,18 @@ def launch(ops, *, body, nc, n_max, lanes, lane_invariants, masked, unroll, inje
     return [o.reshape(x.shape) for o, x in zip(outs, carry, strict=True)]
 
 
+def has_kernel(body, carry, invariants, *, lanes, lane_invariants, inject_into=()) -> bool:
+    return kernel_source(body, carry, invariants, lanes=lanes, lane_invariants=lane_invariants,
+                         inject_into=inject_into)[0]  # fmt: skip
+
+
 def register() -> None:
     from ..primitives import fused_loop
 
     if launch not in fused_loop.CUDA_LAUNCHERS:
         fused_loop.CUDA_LAUNCHERS.append(launch)
+    if has_kernel not in fused_loop.CUDA_KERNEL_CHECKS:
+        fused_loop.CUDA_KERNEL_CHECKS.append(has_kernel)
 
 
 register()

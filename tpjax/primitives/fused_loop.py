@@ -162,6 +162,16 @@ def _front(x, d, size):
 #: ``tpjax.executors``): ``launch(ops, **params) -> outputs or None``
 #: (None: no kernel for this body; the reference is lowered instead).
 CUDA_LAUNCHERS: list = []
+#: checks registered with the launchers: ``check(body, carry, invariants, lanes=, lane_invariants=, inject_into=)``
+#: -> whether the CUDA lowering of such a loop is the generated kernel (True) or the reference (False).
+CUDA_KERNEL_CHECKS: list = []
+
+
+def has_cuda_kernel(body, carry, invariants, *, lanes: int, lane_invariants, inject_into=()) -> bool:
+    """Whether ``fused_loop`` of these operands (arrays or avals, lane axes included) lowers for CUDA to the
+    generated kernel: for callers that pick a loop structure by what the kernel covers."""
+    return any(check(body, list(carry), list(invariants), lanes=lanes, lane_invariants=tuple(lane_invariants),
+                     inject_into=tuple(inject_into)) for check in CUDA_KERNEL_CHECKS)  # fmt: skip
 
 
 def _cuda(*ops, **params):
