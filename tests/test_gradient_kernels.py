@@ -233,7 +233,7 @@ def test_loop_kernels_take_states_of_at_most_32_components():
         run = jax.vmap(lambda a, b: tpjax.integrate(fpu, (a, b), dt=0.01, steps=100))
         return jnp.sum(run(q, jnp.zeros_like(q))[0] ** 2)
 
-    for d, kernels in ((32, 2), (48, 0)):  # d = 32: the forward and the per-segment sweep (the sweep of all
-        # segments at once has no kernel for its longer body, so the per-segment sweeps keep theirs)
+    for d, kernels in ((32, 3), (48, 0)):  # d = 32: the forward, the sweep of all segments at once and the
+        # per-segment sweep of its fallback
         text = _compat.lower_text_for_cuda(jax.grad(loss), jax.ShapeDtypeStruct((8, d), jnp.float32))
         assert kernel_names(text).count("fused_loop_kernel") == kernels, d

@@ -4,14 +4,17 @@ The fused executors first rebuild every segment in one fused loop, re-anchored a
 keep that result only if every boundary passes a check at least as strict as the per-segment one; otherwise
 the per-segment policy runs. Checked here on the CPU (the fused loop's XLA reference; on CUDA the same loop is
 one kernel): the check accepts a regular run and its result equals the per-segment one, it rejects a wrong
-anchor and a NaN, and on a chaotic run, where it must reject, the gradient still equals adjoint="direct".
+anchor and a NaN, and on a chaotic run, where it must reject, the result is the per-segment policy's (whose
+gradient equals adjoint="direct"). The kernel's anchor injection is checked against the reference in the
+interpreter group (``tests/_interpret_loops.py``); the reference against a loop written here.
 """
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tpjax.adjoint import guarded, loops, solve
+from tpjax.adjoint import guarded, loops
+from tpjax.primitives.fused_loop import fused_loop
 
 jax.config.update("jax_enable_x64", True)
 
@@ -63,51 +66,65 @@ def test_only_fused_runs_without_saving_and_with_long_enough_segments_take_it():
     assert guarded._all_segments_at_once(bw, carry, z0, anchors, every, steps) is None
 
 
-def test_a_chaotic_run_falls_back_and_equals_direct():
-    """Henon-Heiles at E = 0.16 (chaotic, as in test_adjoint_chaotic.py) 8000 steps in two segments: the
-    all-segments check must fail and the per-segment policy (with replays) must give the exact gradient."""
+def test_a_chaotic_run_is_rejected_and_gets_the_per_segment_result():
+    """Henon-Heiles at E = 0.16 (chaotic, as in test_adjoint_chaotic.py), 8000 steps in two segments: the
+    re-anchored rebuild misses by more than tol, so the check must fail and the result must be the per-segment
+    policy's (with its replays; it equals adjoint="direct" in test_adjoint_chaotic.py). Not against "direct"
+    here: 4000 steps amplify a last-bit difference of the compiled forward by ~1e11, so two compilations of
+    the same run already differ by ~1e-5 in the gradient (an ill-conditioned problem, not a wrong one)."""
 
-    def step(params, z, dt):
+    def step(params, z, dt):  # the state as four scalars: a body the loop kernel can take
         (lam,) = params
-        q, p = z
-        force = lambda q: -(q + lam * jnp.stack([2 * q[0] * q[1], q[0] ** 2 - q[1] ** 2]))
-        p = p + 0.5 * dt * force(q)
-        q = q + dt * p
-        return q, p + 0.5 * dt * force(q)
+        x, y, px, py = z
+        force = lambda x, y: (-(x + 2 * lam * x * y), -(y + lam * (x * x - y * y)))
+        fx, fy = force(x, y)
+        px, py = px + 0.5 * dt * fx, py + 0.5 * dt * fy
+        x, y = x + dt * px, y + dt * py
+        fx, fy = force(x, y)
+        return [x, y, px + 0.5 * dt * fx, py + 0.5 * dt * fy]
 
-    y, E = -0.1, 0.16
-    z0 = (jnp.array([0.0, y]), jnp.array([np.sqrt(2 * (E - 0.5 * y**2 + y**3 / 3)), 0.0]))
+    y, E, steps, every = -0.1, 0.16, 4000, 2000
+    z0 = [jnp.asarray(0.0), jnp.asarray(y), jnp.asarray(np.sqrt(2 * (E - 0.5 * y**2 + y**3 / 3))), jnp.asarray(0.0)]
+    params, dt = [jnp.asarray(1.0)], jnp.asarray(0.05)
+    _, _, anchors = loops.forward_anchored(step, params, z0, dt, steps, None, every)
+    bw = guarded.Backward(step, params, dt, None, save_every=None, want_p=(True,), want_dt=False,
+                          tol=guarded.default_tol([jnp.float64]), fuse=True)  # fmt: skip
+    carry = ([2 * a[-1] for a in anchors[:2]] + [jnp.cos(a[-1]) for a in anchors[2:]], [jnp.zeros(())], jnp.zeros(()))
+    ok, unchecked = guarded._all_segments_at_once(bw, carry, z0, list(anchors), every, steps)
+    assert not bool(ok)
+    segmented = lambda c: guarded.over_segments(bw.checked(bw.replay), c, z0, list(anchors), 0, every, None)
+    got = guarded.all_segments_first(bw, carry, z0, list(anchors), every, steps, segmented)
 
-    def loss(lam, z0, adjoint, fuse):
-        kw = {} if adjoint == "direct" else {"reanchor": 4000}
-        a, b = solve(step, z0, 0.05, (lam,), steps=8000, adjoint=adjoint, fuse=fuse, **kw)
-        return jnp.sum(a**2) + jnp.sum(jnp.sin(b))
-
-    got = jax.grad(loss, argnums=(0, 1))(jnp.asarray(1.0), z0, "guarded", True)
-    want = jax.grad(lambda lam, z0: loss(lam, z0, "direct", False), argnums=(0, 1))(jnp.asarray(1.0), z0)
-    plain = jax.grad(lambda lam, z0: loss(lam, z0, "reversible", False), argnums=(0, 1))(jnp.asarray(1.0), z0)
+    want = segmented(carry)
     flat = lambda t: np.concatenate([np.ravel(x) for x in jax.tree.leaves(t)])
     err = lambda g: np.linalg.norm(flat(g) - flat(want)) / np.linalg.norm(flat(want))
-    # the same re-anchored rebuild unchecked is wrong by 1e-3: the sweep over all segments (which is that
-    # rebuild) must have been rejected for the default to be right
-    assert err(plain) > 1e-3
-    assert err(got) < 1e-6
+    # the unchecked rebuild is 1.3e-8 off (float64, where the policy promises round-off): kept out exactly
+    assert err(got) < 1e-13 and err(unchecked) > 1e-10, (err(got), err(unchecked))
 
 
-def test_a_saving_run_with_a_ragged_last_segment_takes_the_per_segment_sweeps_exactly():
-    """With saved states the sweep over all segments is not used; the per-segment fused sweeps then handle a
-    last segment cut short by ``steps`` (36 steps in segments of 8: the last has 4 active steps)."""
-    z0 = (jnp.asarray(0.3), jnp.asarray(0.1))
+def test_the_reference_anchor_injection_is_the_loop_it_describes():
+    """fused_loop with inject_mode="anchor" (the XLA reference, which the kernel is checked against) equals
+    a Python loop: where m = m0 - i is a multiple of every, record |z - row| and continue from the row."""
+    body = lambda c, v: [0.5 * c[0] + v[0], c[1], c[2]]
+    rows = np.array([[1.0, -2.0, 3.0], [0.25, 0.5, 4.0], [7.0, 8.0, -9.0]])  # row k: z_{3 (k + 1)}
+    z0, shift = np.array([0.3, -0.7, 2.0]), np.array([0.1, 0.2, 0.3])
+    zero = jnp.zeros(3)
+    out = fused_loop(body, [jnp.asarray(z0), zero, zero], [jnp.asarray(shift)], 7, n_max=8, lanes=1,
+                     lane_invariants=(True,), inject=[jnp.asarray(rows)], inject_into=(0,), inject_every=3, m0=9,
+                     inject_mode="anchor")  # fmt: skip
+    z, worst, total = z0.copy(), np.zeros(3), np.zeros(3)
+    for i in range(7):
+        m = 9 - i
+        if m % 3 == 0:
+            miss = np.abs(z - rows[m // 3 - 1])
+            worst, total, z = np.maximum(worst, miss), total + miss, rows[m // 3 - 1].copy()
+        z = 0.5 * z + shift
+    for got, want in zip(out, (z, worst, total), strict=True):
+        np.testing.assert_allclose(np.asarray(got), want, rtol=1e-15)
+    assert float(np.max(worst)) > 1.0  # the rows are far from the run: a record that stayed zero fails
 
-    def loss(k, fuse):
-        zT, saved = solve(_step, z0, 0.05, (k,), steps=36, save_every=4, reanchor=8, fuse=fuse)
-        return jnp.sum(saved[0] ** 2) + jnp.sum(jnp.sin(saved[1])) + zT[0]
 
-    got, want = jax.grad(loss)(jnp.asarray(1.1), True), jax.grad(loss)(jnp.asarray(1.1), False)
-    np.testing.assert_allclose(got, want, rtol=1e-12)
-
-
-def test_a_negative_tolerance_is_refused_naming_tol():
-    z0 = (jnp.asarray(0.3), jnp.asarray(0.1))
-    with np.testing.assert_raises_regex(ValueError, "tol must be None or a float >= 0"):
-        solve(_step, z0, 0.05, (1.0,), steps=8, tol=-1.0)
+def test_anchor_injection_needs_two_per_lane_records():
+    with np.testing.assert_raises_regex(ValueError, "last two carried values, one per lane"):
+        fused_loop(lambda c, v: c, [jnp.zeros(3), jnp.zeros((3, 2))], [], n_max=2, lanes=1, inject=[jnp.zeros((1, 3))],
+                   inject_into=(0,), inject_every=1, m0=2, inject_mode="anchor")  # fmt: skip

@@ -18,7 +18,6 @@ of a saving solve whose anchor interval is not a multiple of ``save_every`` (a `
 from __future__ import annotations
 
 import dataclasses
-import functools
 from collections.abc import Callable
 
 import jax
@@ -131,31 +130,15 @@ def sweep(step, params, dt, carry, z_end, n_active, n, want_p, want_dt, saved=No
 
 @dataclasses.dataclass(frozen=True)
 class AnchoredSweepBody:
-    """``SweepBody`` over every segment at once, re-anchored at the segment boundaries.
-
-    Extra carry (per lane): a slot the size of z, a boundary flag, the worst miss and a sum of misses. Where
-    the step index is a multiple of the anchor interval, ``fused_loop``'s injection adds the true state (the
-    anchor) to the empty slot and 1 to the flag; the body then records max |rebuilt - true| over the state
-    (the per-segment rule's numerator) and adds sum |rebuilt - true| to the sum (a NaN or Inf detector:
-    Triton's maximum drops NaNs, its addition does not), continues from the true state (as a separate
-    segment sweep would start from it) and empties the slot."""
+    """``SweepBody`` with two more per-lane carried values passed through: the miss records that
+    ``fused_loop``'s anchor injection fills where the sweep crosses a segment boundary (the worst
+    max |rebuilt - true| and the sum of every |rebuilt - true|), so the step itself costs what a plain sweep
+    step costs."""
 
     sweep: SweepBody
 
     def __call__(self, carry, inv):
-        nz = self.sweep.nz
-        core, slot, (flag, worst, total) = carry[: -nz - 3], carry[-nz - 3 : -3], carry[-3:]
-        hit = flag > 0.5
-        diffs = []
-        for x, s in zip(core[:nz], slot, strict=True):
-            d = jnp.abs(x - s).astype(worst.dtype)
-            diffs += [d] if d.ndim == 0 else [d.reshape(-1)[k] for k in range(d.size)]  # static slices
-        miss = functools.reduce(jnp.maximum, diffs)
-        worst = jnp.where(hit & (miss > worst), miss, worst)
-        total = total + jnp.where(hit, sum(diffs), jnp.zeros_like(total))
-        z = [jnp.where(hit, s, x) for s, x in zip(slot, core[:nz], strict=True)]
-        out = self.sweep([*z, *core[nz:]], inv)
-        return [*out, *(jnp.zeros_like(s) for s in slot), jnp.zeros_like(flag), worst, total]
+        return [*self.sweep(carry[:-2], inv), *carry[-2:]]
 
 
 def sweep_anchored(step, params, dt, carry, z_end, anchors, every, steps, want_p, want_dt):
@@ -176,17 +159,14 @@ def sweep_anchored(step, params, dt, carry, z_end, anchors, every, steps, want_p
     part = [g if lane else jnp.zeros((*lead, *g.shape), g.dtype) for g, lane in zip(gp, wanted_lane, strict=True)]
     parts_dt = [gdt if dt_lane else jnp.zeros((*lead, *jnp.shape(gdt)), jnp.result_type(gdt))] if want_dt else []
     body = AnchoredSweepBody(SweepBody(inner, nz, tuple(want_p), bool(want_dt)))
-    kind = jnp.result_type(*z_end)
-    flag = jnp.zeros(lead, kind)
+    record = jnp.zeros(lead, jnp.result_type(*z_end))
     core = [*z_end, *a, *part, *parts_dt]
-    slots = [jnp.zeros_like(z) for z in z_end]
-    marks = jnp.ones((anchors[0].shape[0], *lead), kind)  # the flag's row at every boundary
-    into = (*range(len(core), len(core) + nz), len(core) + nz)
-    carry_in, inv = [*core, *slots, flag, flag, flag], [*params, dt]
-    if not has_cuda_kernel(body, carry_in, inv, lanes=lanes, lane_invariants=(*p_lane, dt_lane), inject_into=into):
-        return None  # longer than the per-segment sweep's body: where only that one is a kernel, keep it
-    out = fused_loop(body, carry_in, inv, None, n_max=steps, lanes=lanes, lane_invariants=(*p_lane, dt_lane),
-                     inject=[*anchors, marks], inject_into=into, inject_every=every, m0=steps)  # fmt: skip
+    carry_in, inv, into = [*core, record, record], [*params, dt], tuple(range(nz))
+    anchored = dict(lanes=lanes, lane_invariants=(*p_lane, dt_lane), inject_into=into, inject_mode="anchor")
+    if not has_cuda_kernel(body, carry_in, inv, **anchored):
+        return None  # no kernel for this body: the per-segment sweeps (one is no faster on the XLA loop)
+    out = fused_loop(body, carry_in, inv, None, n_max=steps, inject=list(anchors), inject_every=every, m0=steps,
+                     **anchored)  # fmt: skip
     z, a = out[:nz], out[nz : 2 * nz]
     lane_axes = tuple(range(lanes))
     gp_out = out[2 * nz : 2 * nz + len(gp)]

@@ -208,13 +208,27 @@ def backward(step, params, z0, dt, ct_zT, ct_saved, *, steps, save_every, anchor
         bw.ct_saved = [cast_like(c, z, lead=1) for c, z in zip(ct_saved, z0, strict=True)]
     carry = (ct_zT, [cast_like(jnp.zeros_like(p), p) for p in bw.wanted], cast_like(jnp.zeros_like(dt), dt))
     segmented = lambda carry: over_segments(bw.checked(bw.replay), carry, list(z0), list(anchors_), 0, every, end)
-    fast = _all_segments_at_once(bw, carry, list(z0), list(anchors_), every, steps) if ct_saved is None else None
-    if fast is None:
-        a, gp, gdt = segmented(carry)
-    else:
-        ok, result = fast
-        a, gp, gdt = lax.cond(ok, lambda: result, lambda: segmented(carry))
+    a, gp, gdt = _on_cuda_all_segments_first(bw, carry, list(z0), list(anchors_), every, steps, segmented, ct_saved)
     return a, gp, (gdt if want_dt else None)
+
+
+def _on_cuda_all_segments_first(bw, carry, z0, anchors, every, steps, segmented, ct_saved):
+    """The per-segment policy (``segmented``), which the CUDA lowering tries to skip: there, where the sweep
+    over every segment at once is a kernel, it runs first and is kept if it passes its check. (On the other
+    platforms that sweep is the XLA loop, where the per-segment overhead is small: it is not tried.)"""
+    if ct_saved is not None or not bw.fuse:
+        return segmented(carry)
+    on_cuda = lambda carry: all_segments_first(bw, carry, z0, anchors, every, steps, segmented)
+    return lax.platform_dependent(carry, cuda=on_cuda, default=segmented)
+
+
+def all_segments_first(bw, carry, z0, anchors, every, steps, segmented):
+    """The sweep over every segment at once where it applies and passes its check, else ``segmented(carry)``."""
+    fast = _all_segments_at_once(bw, carry, z0, anchors, every, steps)
+    if fast is None:
+        return segmented(carry)
+    ok, result = fast
+    return lax.cond(ok, lambda: result, lambda: segmented(carry))
 
 
 def _all_segments_at_once(bw, carry, z0, anchors, every, steps):
