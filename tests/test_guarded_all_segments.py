@@ -46,6 +46,21 @@ def test_a_regular_run_passes_and_equals_the_per_segment_sweeps():
         np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-13, atol=1e-15)
 
 
+def test_the_default_order_equals_the_per_segment_sweeps():
+    """all_segments_first (the CUDA lowering's order: the last segment by the per-segment rule, the others at
+    once) on a regular run with a ragged last segment, with the last anchor broken (its sweep rejected: the
+    others then go by the per-segment rule as well) and with a middle one broken (the sweep at once rejected):
+    the per-segment result each time."""
+    bw, carry, z0, anchors, every, steps = _setup(steps=100, every=8)  # 13 segments, the last one 4 steps
+    broken_last = [anchors[0].at[-1].add(1e-6), anchors[1]]
+    broken_middle = [anchors[0].at[5].add(1e-6), anchors[1]]
+    for anchors_ in (anchors, broken_last, broken_middle):
+        got = guarded.all_segments_first(bw, carry, z0, anchors_, every, steps, steps)
+        want = guarded.over_segments(bw.checked(bw.replay), carry, z0, anchors_, 0, every, steps)
+        for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+            np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-13, atol=1e-15)
+
+
 def test_a_wrong_or_nan_anchor_fails_the_check():
     bw, carry, z0, anchors, every, steps = _setup()
     for bad in (1e-6, np.nan):  # 1e-6 is far above tol = 3.7e-11 times the state's size
@@ -83,7 +98,7 @@ def test_a_chaotic_run_is_rejected_and_gets_the_per_segment_result():
         fx, fy = force(x, y)
         return [x, y, px + 0.5 * dt * fx, py + 0.5 * dt * fy]
 
-    y, E, steps, every = -0.1, 0.16, 4000, 2000
+    y, E, steps, every = -0.1, 0.16, 6000, 2000
     z0 = [jnp.asarray(0.0), jnp.asarray(y), jnp.asarray(np.sqrt(2 * (E - 0.5 * y**2 + y**3 / 3))), jnp.asarray(0.0)]
     params, dt = [jnp.asarray(1.0)], jnp.asarray(0.05)
     _, _, anchors = loops.forward_anchored(step, params, z0, dt, steps, None, every)
@@ -92,8 +107,8 @@ def test_a_chaotic_run_is_rejected_and_gets_the_per_segment_result():
     carry = ([2 * a[-1] for a in anchors[:2]] + [jnp.cos(a[-1]) for a in anchors[2:]], [jnp.zeros(())], jnp.zeros(()))
     ok, unchecked = guarded._all_segments_at_once(bw, carry, z0, list(anchors), every, steps)
     assert not bool(ok)
+    got = guarded.all_segments_first(bw, carry, z0, list(anchors), every, steps, None)
     segmented = lambda c: guarded.over_segments(bw.checked(bw.replay), c, z0, list(anchors), 0, every, None)
-    got = guarded.all_segments_first(bw, carry, z0, list(anchors), every, steps, segmented)
 
     want = segmented(carry)
     flat = lambda t: np.concatenate([np.ravel(x) for x in jax.tree.leaves(t)])
