@@ -6,7 +6,9 @@ carry: the GPU's XLA path drops it) as ``fused_sweep.StepBody`` (the anchored fo
 ``fused_sweep.SweepBody`` (the reversible backward sweep: state one step back, cotangents of the state, of
 every float parameter and of dt pulled back), over 5 lanes in blocks of 4 (the second block masked), with a
 trip count below the loop's maximum; the sweep also with per-lane parameters and dt, and with saved-state
-cotangents injected as the step index counts down through multiples of ``EVERY``.
+cotangents injected as the step index counts down through multiples of ``EVERY``; and (with the FSAL carry)
+as ``fused_sweep.AnchoredSweepBody``, the sweep over all segments of the default gradient: anchors replace the
+state every ``EVERY`` steps (from a start that is itself a multiple), their misses recorded per lane.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ def cases() -> list[str]:
             out += [f"{name}-{dtype}-{form}-step", f"{name}-{dtype}-{form}-sweep"]
         out.append(f"{name}-{dtype}-plain-sweep-per-lane")
         out.append(f"{name}-{dtype}-plain-sweep-saved")
+        out.append(f"{name}-{dtype}-fsal-sweep-anchored")
     # the Lennard-Jones sweep without the FSAL carry (four force evaluations per step) is over the statement
     # limit: it is refused (NotImplementedError, the XLA loop runs), checked in test_gradient_kernels.py
     return [c for c in out if not c.startswith("lennard_jones-float64-plain-sweep")]
@@ -42,7 +45,8 @@ def _zoo():
 
 def _run_case(body, carry, inv, lane_inv, dtype, inject=None):
     """(kernel output, reference output) of ``STEPS``-bounded, ``ACTIVE``-trip fused loops; ``inject``:
-    None or (arrays, carry indices): rows added every ``EVERY`` steps counting down from ``M0``."""
+    None or (arrays, carry indices[, mode, m0]): rows added (mode "add") or anchored every ``EVERY`` steps
+    counting down from ``M0`` (or ``m0``)."""
     import jax.numpy as jnp
 
     from tests._interpret import NpArg
@@ -59,16 +63,18 @@ def _run_case(body, carry, inv, lane_inv, dtype, inject=None):
     )
     try:
         into = () if inject is None else tuple(inject[1])
-        kern = TG.load_kernel(generate_loop(lp, tuple(lane_inv), into), KERNEL_NAME)
+        mode, m0 = (inject[2], inject[3]) if inject is not None and len(inject) > 2 else ("add", M0)
+        kern = TG.load_kernel(generate_loop(lp, tuple(lane_inv), into, inject_mode=mode), KERNEL_NAME)
     except NotImplementedError as e:
         return str(e), None
     outs = [np.zeros_like(c) for c in carry]
     grid = ((LANES + BLOCK - 1) // BLOCK,)
     extra, scalars, kw = [], [LANES], {}
     if inject is not None:
-        extra = [NpArg(np.asarray(x)) for x in inject[0]] + [NpArg(np.array([M0], np.int32))]
+        extra = [NpArg(np.asarray(x)) for x in inject[0]] + [NpArg(np.array([m0], np.int32))]
         scalars = [LANES, EVERY]
-        kw = dict(inject=[jnp.asarray(x) for x in inject[0]], inject_into=into, inject_every=EVERY, m0=M0)
+        kw = dict(inject=[jnp.asarray(x) for x in inject[0]], inject_into=into, inject_every=EVERY, m0=m0,
+                  inject_mode=mode)  # fmt: skip
     kern[grid](*(NpArg(np.asarray(x)) for x in (*carry, *inv)), *extra, NpArg(np.array([ACTIVE], np.int32)),
                *scalars, *(NpArg(o) for o in outs), BLOCK=BLOCK, FAST_MATH=False)  # fmt: skip
     ref = fused_loop(body, [jnp.asarray(c) for c in carry], [jnp.asarray(v) for v in inv], ACTIVE, n_max=STEPS,
@@ -80,7 +86,7 @@ def run_loops(results: dict) -> None:
     import jax.numpy as jnp
 
     import tpjax
-    from tpjax.adjoint.fused_sweep import StepBody, SweepBody
+    from tpjax.adjoint.fused_sweep import AnchoredSweepBody, StepBody, SweepBody
     from tpjax.integrators.stepper import program_stepper
 
     rng = np.random.default_rng(7)
@@ -111,10 +117,17 @@ def run_loops(results: dict) -> None:
                 rows = [rng.standard_normal((ROWS, *x.shape)).astype(dtype) for x in z]
                 todo.append(("sweep-saved", sweep, [*z, *a, *g], [*params, dt], (False,) * (len(params) + 1)))
                 inj = (rows, tuple(range(len(z), 2 * len(z))))
+            if form == "fsal":  # anchors near the states (a rebuild's miss), the records starting at zero
+                record = [np.zeros((LANES,), dtype)] * 2
+                rows = [(x[None] + 1e-3 * rng.standard_normal((ROWS, *x.shape))).astype(dtype) for x in z]
+                anchored = (rows, tuple(range(len(z))), "anchor", EVERY * ROWS)  # hits at m = 9, 6, 3
+                todo.append(("sweep-anchored", AnchoredSweepBody(sweep), [*z, *a, *g, *record], [*params, dt],
+                             (False,) * (len(params) + 1)))  # fmt: skip
             for what, body, carry, inv, lane_inv in todo:
                 if f"{name}-{dtype}-{form}-{what}" not in cases_:
                     continue
-                got, ref = _run_case(body, carry, inv, lane_inv, dtype, inj if what == "sweep-saved" else None)
+                inject = {"sweep-saved": inj, "sweep-anchored": anchored if form == "fsal" else None}.get(what)
+                got, ref = _run_case(body, carry, inv, lane_inv, dtype, inject)
                 if ref is None:
                     print(f"{name}-{dtype}-{form}-{what}: {got}", file=sys.stderr)
                     results[f"{name}-{dtype}-{form}-{what}"] = [float("inf"), TOL[dtype]]

@@ -23,7 +23,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from ..primitives.fused_loop import fused_loop
+from ..primitives.fused_loop import fused_loop, has_cuda_kernel
 from . import loops
 from .loops import VmappedStep
 
@@ -126,3 +126,52 @@ def sweep(step, params, dt, carry, z_end, n_active, n, want_p, want_dt, saved=No
     if want_dt:
         gdt = out[-1] if dt_lane else gdt + jnp.sum(out[-1], axis=lane_axes)
     return z, (a, gp, gdt)
+
+
+@dataclasses.dataclass(frozen=True)
+class AnchoredSweepBody:
+    """``SweepBody`` with two more per-lane carried values passed through: the miss records that
+    ``fused_loop``'s anchor injection fills where the sweep crosses a segment boundary (the worst
+    max |rebuilt - true| and the sum of every |rebuilt - true|), so the step itself costs what a plain sweep
+    step costs."""
+
+    sweep: SweepBody
+
+    def __call__(self, carry, inv):
+        return [*self.sweep(carry[:-2], inv), *carry[-2:]]
+
+
+def sweep_anchored(step, params, dt, carry, z_end, anchors, every, steps, want_p, want_dt):
+    """All ``steps`` backward steps from ``z_end`` in one fused loop, restarting from ``anchors`` (slot j the
+    true z_{min((j+1) every, steps)}) at every multiple of ``every``: (rebuilt z_0, carry, per-lane worst
+    max |rebuilt - true| over the boundaries, per-lane sum of every |rebuilt - true|), or None where the fused
+    loop does not apply (as ``sweep``) or its body has no CUDA kernel (a state too long for the loop
+    kernels: the per-segment sweeps, whose body is shorter, may still have one)."""
+    unwrapped = _lanes(step)
+    if unwrapped is None or on_a_mesh(carry, z_end, params, dt, anchors):
+        return None
+    inner, lanes, p_lane, dt_lane = unwrapped
+    p_lane = p_lane if p_lane is not None else (False,) * len(params)
+    a, gp, gdt = carry
+    nz = len(z_end)
+    lead = tuple(z_end[0].shape[:lanes])
+    wanted_lane = [lane for lane, w in zip(p_lane, want_p, strict=True) if w]
+    part = [g if lane else jnp.zeros((*lead, *g.shape), g.dtype) for g, lane in zip(gp, wanted_lane, strict=True)]
+    parts_dt = [gdt if dt_lane else jnp.zeros((*lead, *jnp.shape(gdt)), jnp.result_type(gdt))] if want_dt else []
+    body = AnchoredSweepBody(SweepBody(inner, nz, tuple(want_p), bool(want_dt)))
+    record = jnp.zeros(lead, jnp.result_type(*z_end))
+    core = [*z_end, *a, *part, *parts_dt]
+    carry_in, inv, into = [*core, record, record], [*params, dt], tuple(range(nz))
+    anchored = dict(lanes=lanes, lane_invariants=(*p_lane, dt_lane), inject_into=into, inject_mode="anchor")
+    if not has_cuda_kernel(body, carry_in, inv, **anchored):
+        return None  # no kernel for this body: the per-segment sweeps (one is no faster on the XLA loop)
+    out = fused_loop(body, carry_in, inv, None, n_max=steps, inject=list(anchors), inject_every=every, m0=steps,
+                     **anchored)  # fmt: skip
+    z, a = out[:nz], out[nz : 2 * nz]
+    lane_axes = tuple(range(lanes))
+    gp_out = out[2 * nz : 2 * nz + len(gp)]
+    gp = [o if lane else g + jnp.sum(o, axis=lane_axes) for g, o, lane in zip(gp, gp_out, wanted_lane, strict=True)]
+    if want_dt:
+        d = out[len(core) - 1]
+        gdt = d if dt_lane else gdt + jnp.sum(d, axis=lane_axes)
+    return z, (a, gp, gdt), out[-2], out[-1]

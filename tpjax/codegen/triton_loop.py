@@ -110,17 +110,35 @@ def _body(lp, dtype: str, lane_invariants, trig: str) -> list[str]:
     return em.lines
 
 
-def _inject(lp, inject_into) -> list[str]:
-    """At step m = m0 - i, a multiple of ``every``: carried value k += row m // every - 1 of its array."""
+def _inject_start(inject_into) -> list[str]:
+    """Before the loop: the step index's phase and the next row, counted down without a division per step
+    (an integer division by a runtime value is a long instruction sequence on the GPU)."""
     if not inject_into:
         return []
-    out = ["m = m0 - i", "if m % every == 0:", "    row = (m // every - 1).to(tl.int64)"]
+    return ["phase = m0 % every  # m = m0 - i is a multiple of every where phase == 0",
+            "row = m0 // every - 1  # the row of the next multiple"]  # fmt: skip
+
+
+def _inject(lp, inject_into, mode: str) -> list[str]:
+    """At step m = m0 - i, a multiple of ``every``, row m // every - 1 of each injected array: added to its
+    carried value (mode "add"), or (mode "anchor") replacing it after the miss is recorded into the last two
+    carried values, the per-lane worst max |carried - row| and the sum of every |carried - row|."""
+    if not inject_into:
+        return []
+    out = ["if phase == 0:", "    at_row = row.to(tl.int64)"]
+    worst, total = f"x{len(lp.carry) - 2}", f"x{len(lp.carry) - 1}"
     for j, k in enumerate(inject_into):
         d = _size(lp.carry[k].shape)
         for c, name in enumerate(_names(f"x{k}", lp.carry[k].shape)):
-            at = f"inj{j}_ptr + row * N * {d} + offs * {d} + {c}"
-            out.append(f"    {name} = {name} + tl.load({at}, mask=mask, other=0.0)")
-    return out
+            value = f"tl.load(inj{j}_ptr + at_row * N * {d} + offs * {d} + {c}, mask=mask, other=0.0)"
+            if mode == "add":
+                out.append(f"    {name} = {name} + {value}")
+            else:
+                out += [f"    anchor = {value}", f"    miss = tl.abs({name} - anchor)",
+                        f"    {worst} = tl.maximum({worst}, miss)", f"    {total} = {total} + miss",
+                        f"    {name} = anchor"]  # fmt: skip
+    out += ["    row = row - 1", "    phase = every"]
+    return out + ["phase = phase - 1"]
 
 
 def _carry_loads(lp) -> list[str]:
@@ -128,15 +146,15 @@ def _carry_loads(lp) -> list[str]:
             for k, a in enumerate(lp.carry) for j, name in enumerate(_names(f"x{k}", a.shape))]  # fmt: skip
 
 
-def _loop(lp, dtype: str, lane_invariants, inject_into, trig: str) -> list[str]:
+def _loop(lp, dtype: str, lane_invariants, inject_into, trig: str, mode: str) -> list[str]:
     """The ``n`` iterations (one level indented), float32 sin/cos in form ``trig`` (``triton_emit._Emitter``)."""
     ind = "    "
-    lines = [ind + ("for i in range(n):" if inject_into else "for _ in range(n):")]
-    lines += [ind * 2 + ln for ln in _inject(lp, inject_into)]
+    lines = [ind + ln for ln in _inject_start(inject_into)] + [ind + "for _ in range(n):"]
+    lines += [ind * 2 + ln for ln in _inject(lp, inject_into, mode)]
     return lines + [ind * 2 + ln for ln in _body(lp, dtype, lane_invariants, trig)]
 
 
-def _kernel_body(lp, dtype: str, lane_invariants, inject_into, bounded: bool) -> list[str]:
+def _kernel_body(lp, dtype: str, lane_invariants, inject_into, bounded: bool, mode: str) -> list[str]:
     """Loads, the loop (and with ``bounded``, float32 sin/cos by ``kernels.trig`` and the redo), stores."""
     ind = "    "
     body = []
@@ -152,11 +170,11 @@ def _kernel_body(lp, dtype: str, lane_invariants, inject_into, bounded: bool) ->
             body.append(ind + f"v{k} = tl.load(v{k}_ptr)")  # a shared scalar: one register
     if inject_into:
         body.append(ind + "m0 = tl.load(m0_ptr)")
-    body += _loop(lp, dtype, lane_invariants, inject_into, "bounded" if bounded else "libdevice")
+    body += _loop(lp, dtype, lane_invariants, inject_into, "bounded" if bounded else "libdevice", mode)
     if bounded:  # a block with an argument beyond TRIG_BOUND runs again from its initial values with libdevice
         body += [ind + "if not FAST_MATH:", ind * 2 + "if any_out_of_range(trig_amax):"]
         body += [ind * 3 + ln for ln in _carry_loads(lp)]
-        body += [ind * 2 + ln for ln in _loop(lp, dtype, lane_invariants, inject_into, "libdevice")]
+        body += [ind * 2 + ln for ln in _loop(lp, dtype, lane_invariants, inject_into, "libdevice", mode)]
     for k, a in enumerate(lp.carry):
         d = _size(a.shape)
         for j, name in enumerate(_names(f"x{k}", a.shape)):
@@ -165,12 +183,15 @@ def _kernel_body(lp, dtype: str, lane_invariants, inject_into, bounded: bool) ->
 
 
 def generate_loop(lp, lane_invariants: tuple[bool, ...], inject_into: tuple[int, ...] = (),
-                  bounded_trig: bool = True) -> str:  # fmt: skip
+                  bounded_trig: bool = True, inject_mode: str = "add") -> str:  # fmt: skip
     """Kernel source for ``lp``; ``lane_invariants[k]``: invariant k is per lane (else shared);
     ``inject_into``: the carried values that get a row of an injected array where the step index counts
-    down through a multiple of ``every`` (``primitives.fused_loop``); ``bounded_trig=False``: float32 sin/cos
-    by libdevice alone (the tests' reference)."""
+    down through a multiple of ``every``, added or (``inject_mode="anchor"``) replacing them with the misses
+    recorded (``primitives.fused_loop``); ``bounded_trig=False``: float32 sin/cos by libdevice alone (the
+    tests' reference)."""
     dtype = _dtype(lp)
+    if inject_mode not in ("add", "anchor"):
+        raise ValueError(f"generate_loop: inject_mode must be 'add' or 'anchor', got {inject_mode!r}")
     if len(lane_invariants) != len(lp.invariants):
         raise ValueError("generate_loop: one lane flag per invariant")
     nc, nv = len(lp.carry), len(lp.invariants)
@@ -188,9 +209,9 @@ def generate_loop(lp, lane_invariants: tuple[bool, ...], inject_into: tuple[int,
         ind + "n = tl.load(n_ptr)",
     ]
     bounded = bounded_trig and dtype == "f32" and uses_bounded_trig(lp.program)
-    body = _kernel_body(lp, dtype, lane_invariants, inject_into, bounded)
+    body = _kernel_body(lp, dtype, lane_invariants, inject_into, bounded, inject_mode)
     if bounded and _count(lines + body) > MAX_STATEMENTS:  # the redo doubles the loop: keep libdevice alone
-        body = _kernel_body(lp, dtype, lane_invariants, inject_into, False)
+        body = _kernel_body(lp, dtype, lane_invariants, inject_into, False, inject_mode)
     lines += body
     statements = _count(lines)
     if statements > MAX_STATEMENTS:

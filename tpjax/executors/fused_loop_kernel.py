@@ -20,11 +20,12 @@ from ..codegen.triton_loop import KERNEL_NAME, generate_loop
 
 
 @functools.lru_cache(maxsize=128)
-def _source(body, carry, invariants, lane_invariants, inject_into) -> tuple[bool, str]:
+def _source(body, carry, invariants, lane_invariants, inject_into, inject_mode) -> tuple[bool, str]:
     from ..frontend.loop_body import loop_program
 
     try:
-        return True, generate_loop(loop_program(body, carry, invariants), lane_invariants, inject_into)
+        lp = loop_program(body, carry, invariants)
+        return True, generate_loop(lp, lane_invariants, inject_into, inject_mode=inject_mode)
     except NotImplementedError as e:
         return False, str(e)
     except Exception as e:  # a defect of the generator: say so loudly, lower the (correct) XLA reference
@@ -33,20 +34,21 @@ def _source(body, carry, invariants, lane_invariants, inject_into) -> tuple[bool
         return False, why
 
 
-def kernel_source(body, carry_avals, inv_avals, *, lanes: int, lane_invariants, inject_into=()) -> tuple[bool, str]:
+def kernel_source(body, carry_avals, inv_avals, *, lanes: int, lane_invariants, inject_into=(),
+                  inject_mode="add") -> tuple[bool, str]:  # fmt: skip
     """(True, kernel source) or (False, why not) for operands with these avals (lane axes included)."""
     import jax
 
     sds = lambda a, k: jax.ShapeDtypeStruct(tuple(a.shape[k:]), a.dtype)
     carry = tuple(sds(a, lanes) for a in carry_avals)
     inv = tuple(sds(a, lanes if lane else 0) for a, lane in zip(inv_avals, lane_invariants, strict=True))
-    return _source(body, carry, inv, tuple(lane_invariants), tuple(inject_into))
+    return _source(body, carry, inv, tuple(lane_invariants), tuple(inject_into), inject_mode)
 
 
 BLOCK = 128
 
 
-def launch(ops, *, body, nc, n_max, lanes, lane_invariants, masked, unroll, inject_into, inject_every):
+def launch(ops, *, body, nc, n_max, lanes, lane_invariants, masked, unroll, inject_into, inject_every, inject_mode):
     """The fused-loop kernel on the operands of one ``fused_loop_p`` (flattened lanes), or None."""
     import jax.numpy as jnp
 
@@ -55,7 +57,8 @@ def launch(ops, *, body, nc, n_max, lanes, lane_invariants, masked, unroll, inje
     from ..primitives.fused_loop import split
 
     carry, inv, inj, m0, n = split(ops, nc, inject_into)
-    ok, src = kernel_source(body, carry, inv, lanes=lanes, lane_invariants=lane_invariants, inject_into=inject_into)
+    ok, src = kernel_source(body, carry, inv, lanes=lanes, lane_invariants=lane_invariants, inject_into=inject_into,
+                            inject_mode=inject_mode)  # fmt: skip
     N = int(np.prod(carry[0].shape[:lanes], dtype=np.int64)) if carry else 0
     if not ok or N == 0 or not _compat.has_jax_triton():
         return None
@@ -71,11 +74,18 @@ def launch(ops, *, body, nc, n_max, lanes, lane_invariants, masked, unroll, inje
     return [o.reshape(x.shape) for o, x in zip(outs, carry, strict=True)]
 
 
+def has_kernel(body, carry, invariants, *, lanes, lane_invariants, inject_into=(), inject_mode="add") -> bool:
+    return kernel_source(body, carry, invariants, lanes=lanes, lane_invariants=lane_invariants,
+                         inject_into=inject_into, inject_mode=inject_mode)[0]  # fmt: skip
+
+
 def register() -> None:
     from ..primitives import fused_loop
 
     if launch not in fused_loop.CUDA_LAUNCHERS:
         fused_loop.CUDA_LAUNCHERS.append(launch)
+    if has_kernel not in fused_loop.CUDA_KERNEL_CHECKS:
+        fused_loop.CUDA_KERNEL_CHECKS.append(has_kernel)
 
 
 register()

@@ -30,20 +30,28 @@ fused_loop_p.multiple_results = True
 
 
 def fused_loop(body, carry, invariants, n=None, *, n_max: int, lanes: int = 0, lane_invariants=None,
-               unroll: int = 1, inject=(), inject_into=(), inject_every=None, m0=None):  # fmt: skip
+               unroll: int = 1, inject=(), inject_into=(), inject_every=None, m0=None, inject_mode="add"):  # fmt: skip
     """The carry after ``n`` iterations of ``body`` (see the module docstring); ``n=None``: exactly ``n_max``
     (no masking in the reference). ``body`` must be hashable (a frozen dataclass or a module-level
     function): it is a static parameter of the primitive. ``unroll``: of the reference's scan.
 
     Injection (the saved-state cotangents of a backward sweep): iteration i counts down the step index
     m = m0 - i; before the body runs, where m is a multiple of ``inject_every``, row m // inject_every - 1 of
-    ``inject[j]`` (shape ``(rows, *lanes, *carry[k].shape[lanes:])``) is added to ``carry[inject_into[j]]``."""
+    ``inject[j]`` (shape ``(rows, *lanes, *carry[k].shape[lanes:])``) is added to ``carry[inject_into[j]]``.
+    ``inject_mode="anchor"`` (the re-anchored backward sweep): the row replaces ``carry[inject_into[j]]``
+    instead, and the last two carried values (per lane, shape ``lanes``) record the miss: the largest
+    |carried - row| over components and injections (``maximum``, which on the GPU may drop a NaN) and the
+    sum of every |carried - row| (where a NaN or an Inf always shows)."""
     carry, invariants, inject = list(carry), list(invariants), list(inject)
     lane_invariants = tuple(bool(x) for x in (lane_invariants or (False,) * len(invariants)))
     masked = n is not None
     n = jnp.asarray(n_max if n is None else n, jnp.int32)
     if len(inject) != len(inject_into) or (inject and inject_every is None):
         raise ValueError("fused_loop: one inject_into index per inject array, and inject_every with them")
+    if inject_mode not in ("add", "anchor"):
+        raise ValueError(f"fused_loop: inject_mode must be 'add' or 'anchor', got {inject_mode!r}")
+    if inject_mode == "anchor" and (len(carry) < 3 or any(jnp.ndim(c) != lanes for c in carry[-2:])):
+        raise ValueError("fused_loop: inject_mode='anchor' records into the last two carried values, one per lane")
     extra = [*inject, jnp.asarray(m0, jnp.int32)] if inject else []
     out = fused_loop_p.bind(
         *carry,
@@ -59,6 +67,7 @@ def fused_loop(body, carry, invariants, n=None, *, n_max: int, lanes: int = 0, l
         unroll=max(1, min(int(unroll), int(n_max))),
         inject_into=tuple(int(k) for k in inject_into),
         inject_every=None if not inject else int(inject_every),
+        inject_mode=inject_mode if inject else "add",
     )
     return list(out)
 
@@ -81,7 +90,8 @@ def _per_lane(body, lanes, lane_invariants):
 
 
 # ---------------------------------------------------------------- reference
-def _reference(*ops, body, nc, n_max, lanes, lane_invariants, masked, unroll, inject_into, inject_every):
+def _reference(*ops, body, nc, n_max, lanes, lane_invariants, masked, unroll, inject_into, inject_every,
+               inject_mode):  # fmt: skip
     carry, inv, inj, m0, n = split(ops, nc, inject_into)
     if n_max == 0:
         return carry
@@ -99,7 +109,13 @@ def _reference(*ops, body, nc, n_max, lanes, lane_invariants, masked, unroll, in
             c = list(c)
             for x, k in zip(inj, inject_into, strict=True):
                 add = lax.dynamic_index_in_dim(x, row, 0, False)
-                c[k] = c[k] + jnp.where(hit, add, jnp.zeros_like(add))
+                if inject_mode == "add":
+                    c[k] = c[k] + jnp.where(hit, add, jnp.zeros_like(add))
+                    continue
+                miss = jnp.abs(c[k] - add).reshape(*c[k].shape[:lanes], -1)
+                c[-2] = jnp.where(hit, jnp.maximum(c[-2], jnp.max(miss, axis=-1)), c[-2])
+                c[-1] = jnp.where(hit, c[-1] + jnp.sum(miss, axis=-1), c[-1])
+                c[k] = jnp.where(hit, add, c[k])
         new = f(c, inv)
         return ([jnp.where(i < n, a, b) for a, b in zip(new, start, strict=True)] if masked else new), None
 
@@ -162,6 +178,18 @@ def _front(x, d, size):
 #: ``tpjax.executors``): ``launch(ops, **params) -> outputs or None``
 #: (None: no kernel for this body; the reference is lowered instead).
 CUDA_LAUNCHERS: list = []
+#: checks registered with the launchers: ``check(body, carry, invariants, lanes=, lane_invariants=, inject_into=,
+#: inject_mode=)``
+#: -> whether the CUDA lowering of such a loop is the generated kernel (True) or the reference (False).
+CUDA_KERNEL_CHECKS: list = []
+
+
+def has_cuda_kernel(body, carry, invariants, *, lanes: int, lane_invariants, inject_into=(), inject_mode="add") -> bool:
+    """Whether ``fused_loop`` of these operands (arrays or avals, lane axes included) lowers for CUDA to the
+    generated kernel: for callers that pick a loop structure by what the kernel covers."""
+    return any(check(body, list(carry), list(invariants), lanes=lanes, lane_invariants=tuple(lane_invariants),
+                     inject_into=tuple(inject_into), inject_mode=inject_mode)
+               for check in CUDA_KERNEL_CHECKS)  # fmt: skip
 
 
 def _cuda(*ops, **params):
