@@ -104,8 +104,8 @@ class Splitting(AbstractIntegrator):
             raise TypeError("Splitting needs stages, e.g. (Kick(0.5), Drift(1.0), Kick(0.5)), or a=/b= coefficients")
         arg = "a/b" if a is not None else "stages"
         stages = composition.stages_from_coefficients(a, b) if a is not None else tuple(stages)
-        if symmetric is None:
-            symmetric = composition.is_palindrome(stages)
+        if symmetric is None:  # a table of anything but Kick/Drift stages is refused by composition.check below
+            symmetric = all(isinstance(s, Kick | Drift) for s in stages) and composition.is_palindrome(stages)
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)
         set_("name", "custom_splitting" if name is None else str(name))
         set_("stages", stages)
