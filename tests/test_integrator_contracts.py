@@ -108,6 +108,9 @@ def test_tao_accepts_any_positive_omega_and_infers_its_order_and_symmetry():
     g = (w + delta, 1.0 - 2 * w, w - delta)
     assert abs(sum(x**3 for x in g)) < 1e-12 and abs(sum(g) - 1.0) < 1e-12
     assert Tao(gammas=g).order == 2 and not Tao(gammas=g).symmetric
+    # the triple jump with a tiny pair inserted (a palindrome within 1e-14): still order 4
+    w1, w0 = TRIPLE_JUMP4[0], TRIPLE_JUMP4[1]
+    assert Tao(gammas=(w1, 1e-15, w0 - 3e-15, 2e-15, w1)).order == 4
 
 
 # ---------------------------------------------------------------- implicit solvers: tolerance, solver, counts
@@ -146,10 +149,15 @@ def test_gauss_honours_a_given_tolerance_and_the_default_is_relative_and_per_dty
         gauss_step(flow, z, 0.1, 2, solver="bogus")
 
 
-def test_the_gauss_step_keeps_float32_arithmetic_with_x64_on():
+@pytest.mark.parametrize("tol", [None, 1e-6])
+def test_the_gauss_step_keeps_float32_arithmetic_with_x64_on(tol):
+    """dt a Python float and tol a float (float64 under x64): every operation of a float32 state's step is
+    float32 (as on the GPU kernels), none promoted to float64."""
     z = (jnp.asarray([1.0], jnp.float32), jnp.asarray([0.5], jnp.float32))
-    z1, info = gauss_step(_harmonic_flow(1.0), z, 0.1, 2)  # dt a Python float (float64 under x64)
+    z1, info = gauss_step(_harmonic_flow(1.0), z, 0.1, 2, tol=tol)
     assert z1[0].dtype == jnp.float32 and bool(info.converged)
+    jaxpr = str(jax.make_jaxpr(lambda z: gauss_step(_harmonic_flow(1.0), z, 0.1, 2, tol=tol))(z))
+    assert "f64" not in jaxpr, jaxpr
 
 
 def test_implicit_midpoint_refuses_an_integer_state():
@@ -224,22 +232,42 @@ def test_rigid_body_helpers_keep_dtype_and_batch_axes():
     np.testing.assert_allclose(np.asarray(E), [float(RIGID(L0)), 4 * float(RIGID(L0))], rtol=1e-14)
 
 
-def test_rigid_body4_is_order_four_and_rigid_body_order_two():
-    """Errors against a fine order-4 reference at dt and dt/2: ratios 2^4 and 2^2."""
-    ref = tpjax.integrate(RIGID, L0, dt=1e-3, steps=2000, structure="so3", method=RIGID_BODY4)
+@pytest.mark.parametrize("backend", ["auto", "xla"])  # the fused rigid-body primitive, the method's Stepper
+def test_rigid_body4_is_order_four_and_rigid_body_order_two(backend):
+    """Errors against an independent reference (Gauss-Legendre order 8 at dt = 1e-3) at dt and dt/2: ratios
+    2^4 and 2^2."""
+    ref = tpjax.integrate(RIGID, L0, dt=1e-3, steps=2000, structure="so3", method=GaussLegendre(stages=4))
     for method, order in ((RIGID_BODY4, 4), (RIGID_BODY, 2)):
-        errs = [
-            float(
-                jnp.max(
-                    jnp.abs(
-                        tpjax.integrate(RIGID, L0, dt=dt, steps=int(round(2.0 / dt)), structure="so3", method=method)
-                        - ref
-                    )
-                )
-            )  # fmt: skip
-            for dt in (0.1, 0.05)
-        ]
+        errs = []
+        for dt in (0.1, 0.05):
+            L = tpjax.integrate(RIGID, L0, dt=dt, steps=int(round(2.0 / dt)), structure="so3", method=method,
+                                backend=backend)  # fmt: skip
+            errs.append(float(jnp.max(jnp.abs(L - ref))))
         assert abs(np.log2(errs[0] / errs[1]) - order) < 0.3, (method.name, errs)
+
+
+@pytest.mark.parametrize("method", ["rigid_body", "rigid_body4"])
+def test_the_compensated_rigid_body_stepper_equals_the_fused_path(method):
+    """backend="xla" runs the method's own Stepper on (L, e); it must report L alone and agree with the
+    default path to float32 rounding (both TwoSum-compensated, the same order)."""
+    kw = dict(dt=0.01, steps=300, structure="so3", method=method, precision=tpjax.Precision(compensated=True))
+    L32 = L0.astype(jnp.float32)
+    a, b = tpjax.integrate(RIGID, L32, **kw), tpjax.integrate(RIGID, L32, backend="xla", **kw)
+    assert a.shape == b.shape == (3,) and b.dtype == jnp.float32
+    ref = tpjax.integrate(RIGID, L0, dt=0.01, steps=300, structure="so3", method=method)
+    np.testing.assert_allclose(np.asarray(b, np.float64), np.asarray(ref), atol=2e-6)
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=2e-6)
+
+
+@pytest.mark.parametrize("backend", ["auto", "xla"])
+def test_traced_moments_under_jit_equal_the_eager_run(backend):
+    H = lambda L, inertia: 0.5 * jnp.sum(L**2 / inertia)
+    run = lambda inertia: tpjax.integrate(lambda L: H(L, inertia), L0, dt=0.05, steps=40, structure="so3",
+                                          method="rigid_body4", backend=backend)  # fmt: skip
+    inertia = jnp.asarray([1.0, 2.0, 3.0])
+    np.testing.assert_allclose(np.asarray(jax.jit(run)(inertia)), np.asarray(run(inertia)), rtol=1e-12)
+    want = tpjax.integrate(RIGID, L0, dt=0.05, steps=40, structure="so3", method="rigid_body4")
+    np.testing.assert_allclose(np.asarray(jax.jit(run)(inertia)), np.asarray(want), rtol=1e-12)
 
 
 # ---------------------------------------------------------------- the explicit schedule
@@ -247,6 +275,12 @@ def test_a_constant_force_runs_exactly():
     """H = p^2/2 + 3 q: dH/dq is a constant (no register holds it); leapfrog is exact for it."""
     q, p = tpjax.integrate(lambda q, p: 0.5 * p**2 + 3.0 * q, (jnp.asarray(0.2), jnp.asarray(1.0)), dt=0.1, steps=10)
     np.testing.assert_allclose([float(q), float(p)], [0.2 + 1.0 - 1.5, 1.0 - 3.0], rtol=1e-13)
+
+
+def test_a_free_particle_runs_exactly():
+    """H = p^2/2: dH/dq is identically zero (no register, a literal)."""
+    q, p = tpjax.integrate(lambda q, p: 0.5 * p**2, (jnp.asarray(0.2), jnp.asarray(1.5)), dt=0.1, steps=10)
+    np.testing.assert_allclose([float(q), float(p)], [0.2 + 1.5, 1.5], rtol=1e-14)
 
 
 def test_the_poisson_j_of_each_stage_is_typed_like_its_gradient():

@@ -48,7 +48,9 @@ def applicable(prog: Program) -> bool:
         return False
     if any(i.dst == (FORCE,) for i in prog.instrs):
         return False
-    (first, _), (last, _) = _block(prog, st[0]), _block(prog, st[-1])
+    (first, g0), (last, g_last) = _block(prog, st[0]), _block(prog, st[-1])
+    if not any(g0 in i.dst for i in first) or not any(g_last in i.dst for i in last):
+        return False  # a force the stage does not compute (dH/dq = 0 or a constant: a literal): nothing to carry
     return _shape_of(first) == _shape_of(last)
 
 
