@@ -95,37 +95,66 @@ def _lanes(step):
     return step.step, 1, tuple(a == 0 for a in step.p_axes), step.dt_axis == 0
 
 
-def sweep(step, params, dt, carry, z_end, n_active, n, want_p, want_dt, saved=None):
-    """(rebuilt z_s, carry) after ``n_active`` (traced, <= n) backward steps from ``z_end``, or None when
-    the fused loop does not apply (the caller runs its XLA loop). ``saved``: None, or (the saved-state
-    cotangents, save_every, the index of the first step pulled back): each is added to the state's cotangent
-    as the sweep passes its step, as ``guarded.Backward.pull`` does."""
+@dataclasses.dataclass(frozen=True)
+class _Operands:
+    """A vmapped step's sweep as fused-loop operands: the body, the carry (state, its cotangent, per-lane
+    partial cotangents of the wanted parameters and of dt), the invariants and the lane bookkeeping."""
+
+    body: SweepBody
+    carry: list
+    invariants: list
+    lanes: int
+    lane_invariants: tuple
+    wanted_lane: list
+
+
+def _operands(step, params, dt, carry, z_end, want_p, want_dt, *others):
+    """``_Operands`` of a backward sweep from ``z_end``, or None where the fused loop does not apply (not a
+    vmapped step, or an operand on a mesh; ``others``: more operands to check for the mesh)."""
     unwrapped = _lanes(step)
-    if unwrapped is None or on_a_mesh(carry, z_end, params, dt):
+    if unwrapped is None or on_a_mesh(carry, z_end, params, dt, *others):
         return None
     inner, lanes, p_lane, dt_lane = unwrapped
     p_lane = p_lane if p_lane is not None else (False,) * len(params)
     a, gp, gdt = carry
-    nz = len(z_end)
     lead = tuple(z_end[0].shape[:lanes])
     wanted_lane = [lane for lane, w in zip(p_lane, want_p, strict=True) if w]
     # per-lane partial cotangents of shared parameters (and dt) start at 0; per-lane ones carry on
     part = [g if lane else jnp.zeros((*lead, *g.shape), g.dtype) for g, lane in zip(gp, wanted_lane, strict=True)]
     parts_dt = [gdt if dt_lane else jnp.zeros((*lead, *jnp.shape(gdt)), jnp.result_type(gdt))] if want_dt else []
-    body = SweepBody(inner, nz, tuple(want_p), bool(want_dt))
+    body = SweepBody(inner, len(z_end), tuple(want_p), bool(want_dt))
+    return _Operands(body, [*z_end, *a, *part, *parts_dt], [*params, dt], lanes, (*p_lane, dt_lane), wanted_lane)
+
+
+def _results(ops: _Operands, out, carry, nz, want_dt):
+    """(rebuilt z, carry) from the fused loop's outputs ``out`` (laid out as ``ops.carry``): per-lane partials
+    of shared parameters and dt summed over the lanes and added to the incoming ones."""
+    _, gp, gdt = carry
+    z, a = out[:nz], out[nz : 2 * nz]
+    lane_axes = tuple(range(ops.lanes))
+    gp_out = out[2 * nz : 2 * nz + len(gp)]
+    gp = [o if lane else g + jnp.sum(o, axis=lane_axes) for g, o, lane in zip(gp, gp_out, ops.wanted_lane, strict=True)]
+    if want_dt:
+        gdt = out[-1] if ops.lane_invariants[-1] else gdt + jnp.sum(out[-1], axis=lane_axes)
+    return z, (a, gp, gdt)
+
+
+def sweep(step, params, dt, carry, z_end, n_active, n, want_p, want_dt, saved=None):
+    """(rebuilt z_s, carry) after ``n_active`` (traced, <= n) backward steps from ``z_end``, or None when
+    the fused loop does not apply (the caller runs its XLA loop). ``saved``: None, or (the saved-state
+    cotangents, save_every, the index of the first step pulled back): each is added to the state's cotangent
+    as the sweep passes its step, as ``guarded.Backward.pull`` does."""
+    ops = _operands(step, params, dt, carry, z_end, want_p, want_dt)
+    if ops is None:
+        return None
+    nz = len(z_end)
     inject = {}
     if saved is not None:
         ct_saved, save_every, m0 = saved
         inject = dict(inject=list(ct_saved), inject_into=tuple(range(nz, 2 * nz)), inject_every=save_every, m0=m0)
-    out = fused_loop(body, [*z_end, *a, *part, *parts_dt], [*params, dt], n_active, n_max=n, lanes=lanes,
-                     lane_invariants=(*p_lane, dt_lane), **inject)  # fmt: skip
-    z, a = out[:nz], out[nz : 2 * nz]
-    lane_axes = tuple(range(lanes))
-    gp_out = out[2 * nz : 2 * nz + len(gp)]
-    gp = [o if lane else g + jnp.sum(o, axis=lane_axes) for g, o, lane in zip(gp, gp_out, wanted_lane, strict=True)]
-    if want_dt:
-        gdt = out[-1] if dt_lane else gdt + jnp.sum(out[-1], axis=lane_axes)
-    return z, (a, gp, gdt)
+    out = fused_loop(ops.body, ops.carry, ops.invariants, n_active, n_max=n, lanes=ops.lanes,
+                     lane_invariants=ops.lane_invariants, **inject)  # fmt: skip
+    return _results(ops, out, carry, nz, want_dt)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,31 +176,17 @@ def sweep_anchored(step, params, dt, carry, z_end, anchors, every, steps, want_p
     max |rebuilt - true| over the boundaries, per-lane sum of every |rebuilt - true|), or None where the fused
     loop does not apply (as ``sweep``) or its body has no CUDA kernel (a state too long for the loop
     kernels: the per-segment sweeps, whose body is shorter, may still have one)."""
-    unwrapped = _lanes(step)
-    if unwrapped is None or on_a_mesh(carry, z_end, params, dt, anchors):
+    ops = _operands(step, params, dt, carry, z_end, want_p, want_dt, anchors)
+    if ops is None:
         return None
-    inner, lanes, p_lane, dt_lane = unwrapped
-    p_lane = p_lane if p_lane is not None else (False,) * len(params)
-    a, gp, gdt = carry
     nz = len(z_end)
-    lead = tuple(z_end[0].shape[:lanes])
-    wanted_lane = [lane for lane, w in zip(p_lane, want_p, strict=True) if w]
-    part = [g if lane else jnp.zeros((*lead, *g.shape), g.dtype) for g, lane in zip(gp, wanted_lane, strict=True)]
-    parts_dt = [gdt if dt_lane else jnp.zeros((*lead, *jnp.shape(gdt)), jnp.result_type(gdt))] if want_dt else []
-    body = AnchoredSweepBody(SweepBody(inner, nz, tuple(want_p), bool(want_dt)))
-    record = jnp.zeros(lead, jnp.result_type(*z_end))
-    core = [*z_end, *a, *part, *parts_dt]
-    carry_in, inv, into = [*core, record, record], [*params, dt], tuple(range(nz))
-    anchored = dict(lanes=lanes, lane_invariants=(*p_lane, dt_lane), inject_into=into, inject_mode="anchor")
-    if not has_cuda_kernel(body, carry_in, inv, **anchored):
+    body = AnchoredSweepBody(ops.body)
+    record = jnp.zeros(tuple(z_end[0].shape[: ops.lanes]), jnp.result_type(*z_end))
+    carry_in = [*ops.carry, record, record]
+    anchored = dict(lanes=ops.lanes, lane_invariants=ops.lane_invariants, inject_into=tuple(range(nz)),
+                    inject_mode="anchor")  # fmt: skip
+    if not has_cuda_kernel(body, carry_in, ops.invariants, **anchored):
         return None  # no kernel for this body: the per-segment sweeps (one is no faster on the XLA loop)
-    out = fused_loop(body, carry_in, inv, None, n_max=steps, inject=list(anchors), inject_every=every, m0=steps,
-                     **anchored)  # fmt: skip
-    z, a = out[:nz], out[nz : 2 * nz]
-    lane_axes = tuple(range(lanes))
-    gp_out = out[2 * nz : 2 * nz + len(gp)]
-    gp = [o if lane else g + jnp.sum(o, axis=lane_axes) for g, o, lane in zip(gp, gp_out, wanted_lane, strict=True)]
-    if want_dt:
-        d = out[len(core) - 1]
-        gdt = d if dt_lane else gdt + jnp.sum(d, axis=lane_axes)
-    return z, (a, gp, gdt), out[-2], out[-1]
+    out = fused_loop(body, carry_in, ops.invariants, None, n_max=steps, inject=list(anchors), inject_every=every,
+                     m0=steps, **anchored)  # fmt: skip
+    return (*_results(ops, out[:-2], carry, nz, want_dt), out[-2], out[-1])
