@@ -222,6 +222,7 @@ def test_gpu_trajectory_gradient_kernels_equal_direct(n, dtype):
     _check_default_gradient_on_gpu(loss, q, jnp.asarray(0.9, dtype), dtype)
 
 
+@pytest.mark.slow  # ~110 s on 2 cores: four unrolled 32-component loop kernels generated (CI runs -m slow too)
 @pytest.mark.skipif(not _compat.has_jax_triton(), reason="jax-triton not installed")
 def test_loop_kernels_take_states_of_at_most_32_components():
     """The H200 ran the default gradient of an FPU chain faster on the loop kernels at d = 32 (7.1 ms against
