@@ -13,18 +13,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from tests.test_guarded_policy import _step  # leapfrog of a pendulum (ensemble) with strength params[0]
 from tpjax.adjoint import guarded, loops
 from tpjax.primitives.fused_loop import fused_loop
 
 jax.config.update("jax_enable_x64", True)
-
-
-def _step(params, z, dt):
-    """Leapfrog of a pendulum ensemble with strength params[0] (the whole ensemble is one state)."""
-    q, p = z
-    p = p - 0.5 * dt * params[0] * jnp.sin(q)
-    q = q + dt * p
-    return q, p - 0.5 * dt * params[0] * jnp.sin(q)
 
 
 def _setup(steps=100, every=8, n=5):
