@@ -64,6 +64,7 @@ def test_gradient_loop_kernels_equal_their_reference():
     check("loops", "primitives.fused_loop reference (XLA)")
 
 
+@pytest.mark.slow  # ~52 s of interpreter on 2 cores: run by `make test-slow` in CI, beside the default suite
 def test_tile_form_kernels_equal_xla():
     """The tile form (per-system arrays as Triton tensors: gathers for shifts, tl.sum over axes, masks, the
     constant table) for every Hamiltonian it writes, FPU d = 128 and 32 Lennard-Jones atoms included."""
