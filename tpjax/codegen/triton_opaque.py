@@ -189,6 +189,8 @@ def _probe(em, i) -> None:
     if (sizes[0] * sizes[1] if bilinear else sum(sizes)) * out_size > MAX_PROBE or len(var) > 2 and bilinear:
         raise NotImplementedError(em.opaque_msg.format(op=f"OPAQUE {func} (too large to unroll)"))
     fn = em.opaque[i.attr("key")]
+    if getattr(fn, "reduced_precision", False):  # asked below full precision: the kernel computes only at full
+        raise NotImplementedError(em.opaque_msg.format(op=f"OPAQUE {func} at a reduced precision"))
 
     def f(*xs):
         args = list(fixed)

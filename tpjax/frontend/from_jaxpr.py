@@ -6,7 +6,9 @@ network H, control flow, custom_jvp functions...): a valid JAX Hamiltonian never
 
 from __future__ import annotations
 
+import jax
 import numpy as np
+from jax import lax
 from jax.extend.core import Literal
 
 from ..ir.elem_table import BY_JAX_NAME
@@ -130,12 +132,14 @@ def _opaque(b: Builder, eqn, args):
     no results (``jax.debug.print``) or with effects is kept by DCE (attribute ``effect=True``)."""
     prim, params = eqn.primitive, dict(eqn.params)
     in_dtypes = tuple(v.aval.dtype for v in eqn.invars)
+    reduced = _full_precision(params, in_dtypes)
 
     def run(*xs, _prim=prim, _params=params, _dtypes=in_dtypes):
         xs = [np.asarray(x, d) if isinstance(x, bool | int | float) else x for x, d in zip(xs, _dtypes, strict=True)]
         out = _prim.bind(*xs, **_prim.get_bind_params(_params))
         return tuple(out) if _prim.multiple_results else (out,)
 
+    run.reduced_precision = reduced
     key = len(b.opaque)
     b.opaque.append(run)
     dsts = tuple(b.fresh(b.space) for _ in eqn.outvars)
@@ -149,6 +153,26 @@ def _opaque(b: Builder, eqn, args):
     first = eqn.outvars[0].aval if dsts else None
     b.emit(Op.OPAQUE, dsts, args, attrs, aval=first, dtype="none", comment="run by XLA (no TP-IR form)")
     return dsts if len(dsts) != 1 else dsts[0]
+
+
+def _full_precision(params: dict, in_dtypes) -> bool:
+    """A contraction (``dot_general``, a convolution) traced without a precision runs at the full precision
+    of its dtype, as the fused kernels compute it (exact products and sums): on a GPU, XLA's default rounds
+    float32 operands of a matmul to a shorter mantissa, so the two executors of one program differed by
+    ~1e-4 (a float32 MLP H, H200) and the guarded gradient's rebuild from kernel states missed its check.
+    An explicit request (``precision=`` on the call, or ``jax_default_matmul_precision``) is kept. Sets
+    ``params["precision"]`` in place; returns whether a non-float64 contraction was asked for below full
+    precision (then no fused kernel runs the program: they compute only at full precision)."""
+    if "precision" not in params or all(np.dtype(d) == np.float64 for d in in_dtypes):
+        return False
+    asked, config = params["precision"], jax.config.jax_default_matmul_precision
+    if asked is None and config is None:
+        params["precision"] = (lax.Precision.HIGHEST, lax.Precision.HIGHEST)
+        return False
+    if asked is None:
+        return config not in ("highest", "float32")
+    pair = asked if isinstance(asked, tuple) else (asked, asked)
+    return not all(x == lax.Precision.HIGHEST for x in pair)
 
 
 def lower_jaxpr(b: Builder, jaxpr, consts, in_operands, *, adjoint_inputs=()) -> list:
