@@ -227,6 +227,118 @@ def test_fuse_fma_golden():
     """)  # fmt: skip
 
 
+def test_fuse_fma_every_rule_and_form():
+    """Each fusion fires on every form its docstring names, and only there (the mutation run's fuse_fma
+    survivors): a negation as the inner product, FMA(1, t, c), a literal first addend, two literal addends,
+    a register addend under a scaling, a negated scaling, a product pulled from either factor (the
+    rewritten inner loses the outer's comment), through a broadcast (the FMA drops the broadcast's
+    attributes), a constant held in a register is not pulled, and an inner addend that is a zero register."""
+    check_pass(fuse_fma, """
+        ; Phase 1: forward
+        01 LOAD S0, ptr_q : f64[]
+        02 LOAD S1, ptr_p : f64[]
+        03 LOAD C0, ptr_c0 : f64[]
+        ; Phase 2: backward
+        04 ELEM T0, neg, S0 : f64[]
+        05 FMA T1, T0, 1.0, C0 : f64[]
+        06 FMA T2, S0, S1, 0.0 : f64[]
+        07 FMA T3, 1.0, T2, C0 : f64[]
+        08 FMA T4, S0, 2.0, 0.0 : f64[]
+        09 FMA T5, 3.0, 1.0, T4 : f64[]
+        10 FMA T6, S1, 2.0, 0.5 : f64[]
+        11 FMA T7, 1.0, T6, 0.25 : f64[]
+        12 FMA T8, S0, 2.0, 0.0 : f64[]
+        13 FMA T9, T8, 3.0, C0 : f64[]
+        14 FMA T10, S1, 4.0, 0.0 : f64[]
+        15 ELEM T11, neg, T10 : f64[]
+        16 FMA T12, S1, 4.0, 0.5 : f64[]
+        17 ELEM T13, neg, T12 : f64[]
+        18 FMA T14, S0, 2.0, 0.0 : f64[]
+        19 FMA T15, S1, T14, 0.0 : f64[]  ; pulled
+        20 FMA T16, S0, 0.5, 0.0 : f64[]
+        21 ELEM T17, broadcast, T16, shape=(3,), bdims=() : f64[3]
+        22 GRAD_INIT T18, 3.0 : f64[]
+        23 FMA T19, S1, 2.0, 0.0 : f64[]
+        24 FMA T20, T19, T18, 0.0 : f64[]
+        25 GRAD_INIT T21, 0.0 : f64[]
+        26 FMA T22, S0, 2.0, T21 : f64[]
+        27 FMA T23, T22, C0, 0.0 : f64[]
+        28 STORE ptr_a, T1 : f64[]
+        29 STORE ptr_b, T3 : f64[]
+        30 STORE ptr_c, T5 : f64[]
+        31 STORE ptr_d, T7 : f64[]
+        32 STORE ptr_e, T9 : f64[]
+        33 STORE ptr_f, T11 : f64[]
+        34 STORE ptr_g, T13 : f64[]
+        35 STORE ptr_h, T15 : f64[]
+        36 STORE ptr_i, T17 : f64[3]
+        37 STORE ptr_j, T20 : f64[]
+        38 STORE ptr_k, T23 : f64[]
+    """, """
+        ; Phase 1: forward
+        01 LOAD      S0, ptr_q                          : f64[]
+        02 LOAD      S1, ptr_p                          : f64[]
+        03 LOAD      C0, ptr_c0                         : f64[]
+        ; Phase 2: backward
+        04 ELEM      T0, neg, S0                        : f64[]
+        05 FMA       T1, S0, -1.0, C0                   : f64[]
+        06 FMA       T2, S0, S1, 0.0                    : f64[]
+        07 FMA       T3, S0, S1, C0                     : f64[]
+        08 FMA       T4, S0, 2.0, 0.0                   : f64[]
+        09 FMA       T5, S0, 2.0, 3.0                   : f64[]
+        10 FMA       T6, S1, 2.0, 0.5                   : f64[]
+        11 FMA       T7, S1, 2.0, 0.75                  : f64[]
+        12 FMA       T8, S0, 2.0, 0.0                   : f64[]
+        13 FMA       T9, S0, 6.0, C0                    : f64[]
+        14 FMA       T10, S1, 4.0, 0.0                  : f64[]
+        15 FMA       T11, S1, -4.0, 0.0                 : f64[]
+        16 FMA       T12, S1, 4.0, 0.5                  : f64[]
+        17 FMA       T13, S1, -4.0, -0.5                : f64[]
+        18 FMA       T14, S0, S1, 0.0                   : f64[]
+        19 FMA       T15, T14, 2.0, 0.0                 : f64[]  ; pulled
+        20 ELEM      T16, broadcast, S0, shape=(3,), bdims=() : f64[3]
+        21 FMA       T17, T16, 0.5, 0.0                 : f64[3]
+        22 GRAD_INIT T18, 3.0                           : f64[]
+        23 FMA       T19, S1, 2.0, 0.0                  : f64[]
+        24 FMA       T20, T19, T18, 0.0                 : f64[]
+        25 GRAD_INIT T21, 0.0                           : f64[]
+        26 FMA       T22, S0, C0, 0.0                   : f64[]
+        27 FMA       T23, T22, 2.0, 0.0                 : f64[]
+        28 STORE     ptr_a, T1                          : f64[]
+        29 STORE     ptr_b, T3                          : f64[]
+        30 STORE     ptr_c, T5                          : f64[]
+        31 STORE     ptr_d, T7                          : f64[]
+        32 STORE     ptr_e, T9                          : f64[]
+        33 STORE     ptr_f, T11                         : f64[]
+        34 STORE     ptr_g, T13                         : f64[]
+        35 STORE     ptr_h, T15                         : f64[]
+        36 STORE     ptr_i, T17                         : f64[3]
+        37 STORE     ptr_j, T20                         : f64[]
+        38 STORE     ptr_k, T23                         : f64[]
+    """)  # fmt: skip
+
+
+def test_fuse_fma_folds_addends_in_the_program_dtype():
+    """f32: the literal addends that fuse_add and fuse_scale fold are rounded as float32 arithmetic, not
+    float64 (0.1 + 0.2 and 0.1 * 3 + 0.3 differ between the two)."""
+    prog = verify(parse(_text("""
+        ; Phase 1: forward
+        01 LOAD      S0, ptr_q                          : f32[]
+        02 FMA       T0, S0, 2.0, 0.1                   : f32[]
+        03 FMA       T1, 1.0, T0, 0.2                   : f32[]
+        04 FMA       T2, S0, 2.0, 0.1                   : f32[]
+        05 FMA       T3, T2, 3.0, 0.3                   : f32[]
+        06 STORE     ptr_q, T1                          : f32[]
+        07 STORE     ptr_p, T3                          : f32[]
+    """)))  # fmt: skip
+    f = np.float32
+    add, scale = float(f(f(0.1) + f(0.2))), float(f(f(f(0.1) * f(3.0)) + f(0.3)))
+    assert add != 0.1 + 0.2 and scale != 0.1 * 3.0 + 0.3
+    fused = verify(fuse_fma(prog))
+    assert fused.instrs[2].args == ("S0", 2.0, add)
+    assert fused.instrs[4].args == ("S0", 6.0, scale)
+
+
 def test_canonical_golden():
     # PASS -> a move; NEGATE read by one step -> the step's coefficient; a scaled / negated gradient read
     # only by a step -> the coefficient too; a NEGATE with another reader (the STORE) stays a sign flip.
@@ -1009,6 +1121,64 @@ def test_simplify_folds_orders_and_drops_identities():
         14 FMA       T14, T12, 0.125, T10               : f64[3]
         15 STORE     ptr_q, T14                         : f64[3]
     """)  # fmt: skip
+
+
+def test_simplify_zero_first_addend_literal_first_factor_and_a_stale_negation():
+    """ACC_GRAD(0, x) is x with the zero first; a literal factor moves second also with a literal addend,
+    not with two literal factors; FMA(neg y, k, c) keeps the negation when a SYMP_STEP redefines y between
+    them (folding it would read the updated y)."""
+    check_pass(simplify, """
+        ; Phase 1: forward
+        01 LOAD S0, ptr_q : f64[]
+        02 LOAD S1, ptr_p : f64[]
+        03 LOAD C0, ptr_c0 : f64[]
+        ; Phase 2: backward
+        04 GRAD_INIT T0, 0.0 : f64[]
+        05 ACC_GRAD T1, T0, S1 : f64[]
+        06 ELEM T2, neg, S0 : f64[]
+        07 FMA T3, 2.0, S1, 0.5 : f64[]
+        08 FMA T4, 2.0, 3.0, C0 : f64[]
+        ; Phase 4: integrate
+        09 SYMP_STEP S0, T3, 1.0*dt : f64[]
+        ; Phase 2: backward
+        10 FMA T5, T2, 2.0, C0 : f64[]
+        11 FMA T6, T5, T1, T4 : f64[]
+        12 STORE ptr_q, S0 : f64[]
+        13 STORE ptr_p, T6 : f64[]
+    """, """
+        ; Phase 1: forward
+        01 LOAD      S0, ptr_q                          : f64[]
+        02 LOAD      S1, ptr_p                          : f64[]
+        03 LOAD      C0, ptr_c0                         : f64[]
+        ; Phase 2: backward
+        04 GRAD_INIT T0, 0.0                            : f64[]
+        05 ELEM      T2, neg, S0                        : f64[]
+        06 FMA       T3, S1, 2.0, 0.5                   : f64[]
+        07 FMA       T4, 2.0, 3.0, C0                   : f64[]
+        ; Phase 4: integrate
+        08 SYMP_STEP S0, T3, 1.0*dt                     : f64[]
+        ; Phase 2: backward
+        09 FMA       T5, T2, 2.0, C0                    : f64[]
+        10 FMA       T6, T5, S1, T4                     : f64[]
+        11 STORE     ptr_q, S0                          : f64[]
+        12 STORE     ptr_p, T6                          : f64[]
+    """)  # fmt: skip
+
+
+def test_constants_fold_in_a_dtype_without_a_short_name():
+    """int16 (listed by its numpy name) folds as int16 arithmetic: 300 * 300 wraps to 24464, as the
+    kernel and XLA compute it, not 90000."""
+    prog = verify(parse(_text("""
+        ; Phase 1: forward
+        01 LOAD      S0, ptr_q                          : int16[]
+        02 FMA       T0, 300.0, 300.0, 0.0              : int16[]
+        03 FMA       T1, S0, T0, 0.0                    : int16[]
+        04 STORE     ptr_q, T1                          : int16[]
+    """)))  # fmt: skip
+    with np.errstate(over="ignore"):
+        want = float(np.int16(300) * np.int16(300))
+    assert want == 24464.0
+    assert verify(simplify(prog)).instrs[2].args == ("S0", want, 0.0)
 
 
 def test_simplify_elem_identities():

@@ -100,3 +100,7 @@ def test_point_vortices_refuse_bad_input():
     with pytest.raises(ValueError, match="does not apply"):
         tpjax.integrate(vortex_energy([1.0, 2.0, 3.0]), jnp.ones((3, 2)), dt=0.1, steps=1, structure=pv,
                         method="leapfrog")  # fmt: skip
+    with pytest.raises(TypeError, match="state r must be an array or a number, got str"):
+        pv.check_state("r")
+    with pytest.raises(TypeError, match=r"state r must be floating point, got int32; e\.g\. r\.astype"):
+        pv.check_state(jnp.zeros((3, 2), jnp.int32))

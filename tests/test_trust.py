@@ -303,6 +303,36 @@ def test_symmetric_j_under_jit_and_j_skew_only_at_z0():
     assert bool(jnp.all(jnp.isnan(out)))
 
 
+def test_symbolic_forms_refuse_what_they_cannot_prove():
+    """Soundness edges of the symbolic evaluator (structures/ mutation survivors): a pad with a nonzero value
+    is not a zero pad; an op it does not interpret (cumsum, sort) depends on its inputs, it is not a
+    constant; a division by an exact zero is not a polynomial."""
+    from tpjax.structures import Poisson
+    from tpjax.structures.forms import polynomial_support
+
+    z = jax.ShapeDtypeStruct((3,), jnp.float32)
+
+    def padded(c):
+        return lambda z: jnp.pad(jnp.array([[0.0, z[0]], [-z[0], 0.0]]), ((0, 1), (0, 1)), constant_values=c)
+
+    assert Poisson(padded(0.0)).proven_skew(z)
+    assert not Poisson(padded(1.0)).proven_skew(z)
+
+    def support(f):
+        closed = jax.make_jaxpr(f)(jnp.zeros(3))
+        return polynomial_support(closed.jaxpr, closed.consts, (3,))
+
+    assert support(lambda L: jnp.sum(L**2) / 2) == {(2, 0, 0), (0, 2, 0), (0, 0, 2)}
+    assert support(lambda L: jnp.sum(L**2) / 0.0) is None
+    assert support(lambda L: jnp.sum(jnp.cumsum(L) ** 2)) is None
+    assert support(lambda L: jnp.sum(jnp.sort(L) ** 2)) is None
+
+
+def test_an_unknown_structure_name_lists_the_known_ones():
+    with pytest.raises(ValueError, match=r"structure='nope' is not known; use one of \('canonical', 'so3', 'se3'\)"):
+        tpjax.integrate(rigid, L0, dt=0.01, steps=1, structure="nope")
+
+
 def test_common_skew_forms_are_proven_and_integrate_like_so3():
     from tpjax.structures import Poisson
 
