@@ -65,6 +65,13 @@ def case_per_member_dt_and_k():
     return jax.vmap(one), (_ens(), 0.3 * _ens(), 0.01 + 0.01 * _ens(), 1.0 + _ens()), None
 
 
+def case_k_sweep_one_state():
+    """One k per member, one initial state for all (closed over, not sharded): inside shard_map only the
+    parameter varies over the mesh axis, so the loop's carry must be made to vary with it."""
+    z0 = (jnp.float32(0.4), jnp.float32(0.1))
+    return jax.vmap(lambda k: tpjax.integrate(pendulum(k), z0, dt=0.05, steps=40)), (1.0 + _ens(),), None
+
+
 def case_kepler_grad_checkpointed():
     loss = lambda q, p: jnp.sum(tpjax.integrate(kepler, (q, p), dt=0.01, steps=30, adjoint="checkpointed")[0] ** 2)
     return jax.vmap(jax.grad(loss)), _kepler_state(), None
@@ -114,6 +121,11 @@ def case_fused_trajectory():
 def case_fused_grad():
     loss = lambda q, p: jnp.sum(tpjax.integrate(pendulum(), (q, p), dt=0.05, steps=40)[0] ** 2)
     return _on_cuda(jax.vmap(jax.grad(loss, argnums=(0, 1)))), (_ens(), 0.3 * _ens()), None
+
+
+def case_fused_k_sweep_one_state():
+    f, args, _ = case_k_sweep_one_state()
+    return _on_cuda(f), args, None
 
 
 def case_fused_rigid_body():

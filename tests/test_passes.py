@@ -1165,6 +1165,34 @@ def test_simplify_zero_first_addend_literal_first_factor_and_a_stale_negation():
     """)  # fmt: skip
 
 
+def test_a_copy_that_cannot_rename_lets_the_later_rules_fire():
+    """FMA(neg y, 1, 0) is a copy of neg y, but a SYMP_STEP updates its result in place, so the copy is
+    refused; the rules after it still apply (fma_neg, then FMA(y, -1, 0) -> neg y)."""
+    check_pass(simplify, """
+        ; Phase 1: forward
+        01 LOAD S0, ptr_q : f64[]
+        02 LOAD S1, ptr_p : f64[]
+        ; Phase 2: backward
+        03 ELEM T0, neg, S1 : f64[]
+        04 FMA T1, T0, 1.0, 0.0 : f64[]
+        ; Phase 4: integrate
+        05 SYMP_STEP T1, S0, 1.0*dt : f64[]
+        06 STORE ptr_q, T1 : f64[]
+        07 STORE ptr_p, T0 : f64[]
+    """, """
+        ; Phase 1: forward
+        01 LOAD      S0, ptr_q                          : f64[]
+        02 LOAD      S1, ptr_p                          : f64[]
+        ; Phase 2: backward
+        03 ELEM      T0, neg, S1                        : f64[]
+        04 ELEM      T1, neg, S1                        : f64[]
+        ; Phase 4: integrate
+        05 SYMP_STEP T1, S0, 1.0*dt                     : f64[]
+        06 STORE     ptr_q, T1                          : f64[]
+        07 STORE     ptr_p, T0                          : f64[]
+    """)  # fmt: skip
+
+
 def test_constants_fold_in_a_dtype_without_a_short_name():
     """int16 (listed by its numpy name) folds as int16 arithmetic: 300 * 300 wraps to 24464, as the
     kernel and XLA compute it, not 90000."""

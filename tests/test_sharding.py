@@ -25,10 +25,12 @@ ELEMENTWISE = (
     "trajectory",
     "grad_state",
     "per_member_dt_and_k",
+    "k_sweep_one_state",
     "kepler_grad_checkpointed",
     "fused_trajectory",
     "fused_grad",
     "fused_rigid_body",
+    "fused_k_sweep_one_state",
 )  # fused_*: the kernel primitives (XLA reference on CPU)
 REDUCING = ("loss_grad_replicated_k", "mean_energy_error")
 
