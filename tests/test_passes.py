@@ -1193,6 +1193,28 @@ def test_a_copy_that_cannot_rename_lets_the_later_rules_fire():
     """)  # fmt: skip
 
 
+def test_the_step_size_is_no_register_to_copy():
+    """FMA(dt, 1, 0) is dt, but ``dt`` has no definition and no type in the program: simplify keeps the
+    FMA (asking for dt's type must not fail)."""
+    check_pass(simplify, """
+        ; Phase 1: forward
+        01 LOAD S0, ptr_q : f64[]
+        02 LOAD S1, ptr_p : f64[]
+        ; Phase 2: backward
+        03 FMA T0, dt, 1.0, 0.0 : f64[]
+        04 FMA T1, T0, S1, S0 : f64[]
+        05 STORE ptr_q, T1 : f64[]
+    """, """
+        ; Phase 1: forward
+        01 LOAD      S0, ptr_q                          : f64[]
+        02 LOAD      S1, ptr_p                          : f64[]
+        ; Phase 2: backward
+        03 FMA       T0, dt, 1.0, 0.0                   : f64[]
+        04 FMA       T1, T0, S1, S0                     : f64[]
+        05 STORE     ptr_q, T1                          : f64[]
+    """)  # fmt: skip
+
+
 def test_constants_fold_in_a_dtype_without_a_short_name():
     """int16 (listed by its numpy name) folds as int16 arithmetic: 300 * 300 wraps to 24464, as the
     kernel and XLA compute it, not 90000."""

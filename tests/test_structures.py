@@ -35,6 +35,36 @@ def test_so3_listing_has_the_lie_flow():
     assert "LIE_CROSS" in text and "POISSON_J" not in text  # ... rewritten into the cross product
 
 
+def test_structure_listings_type_and_explain_the_flow():
+    """POISSON_J is typed like the state it moves (float32 under x64 too), and its comment says the flow."""
+    f32 = jnp.float32
+    lines = lambda comp: [ln for ln in to_text(comp.source).splitlines() if "POISSON_J" in ln]  # noqa: E731
+    so3 = lines(tpjax.compile(rigid, L0.astype(f32), structure="so3"))
+    assert so3 and all(ln.split(":")[1].startswith(" f32[3]") for ln in so3), so3
+    canon = lines(tpjax.compile(lambda q, p: 0.5 * jnp.sum(p**2 + q**2), (jnp.ones(2, f32),) * 2))
+    assert any("type=NEGATE" in ln and ln.endswith("; pdot = -dH/dq") for ln in canon), canon
+    assert any("type=PASS" in ln and ln.endswith("; qdot = +dH/dp") for ln in canon), canon
+    assert all(": f32[2]" in ln for ln in canon), canon
+    pv = tpjax.PointVortices([1.0, 2.0])
+    vort = lines(tpjax.compile(lambda r: -jnp.log(jnp.sum((r[0] - r[1]) ** 2)), jnp.ones((2, 2), f32), structure=pv))
+    assert len(vort) == 1 and ": f32[2,2]" in vort[0], vort
+    assert vort[0].endswith("; Gamma_i r_i' = [[0, 1], [-1, 0]] dH/dr_i"), vort
+
+
+def test_structure_state_errors_name_the_parts_and_the_fix():
+    H = lambda L, G: 0.5 * jnp.sum(L**2) + G[2]  # noqa: E731
+    run = lambda state, structure="se3", H=H: tpjax.integrate(H, state, dt=0.1, steps=1, structure=structure)  # noqa: E731
+    with pytest.raises(TypeError, match=r"state must be a \(L, Gamma\) pair for structure='se3', got ArrayImpl; "
+                                        r"the heavy top's state is \(L, Gamma\), each \(3,\)$"):  # fmt: skip
+        run(jnp.ones(3))
+    with pytest.raises(ValueError, match=r"^state: L and Gamma must have the same shape, got \(3,\) and \(2,\)$"):
+        run((jnp.ones(3), jnp.ones(2)))
+    with pytest.raises(ValueError, match=r"must both be \(3,\) for structure='se3', got \(2, 3\); vmap for ensembles$"):
+        run((jnp.ones((2, 3)), jnp.ones((2, 3))))
+    with pytest.raises(TypeError, match=r"^state z must be an array or a number, got str$"):
+        run("z", structure=hat, H=rigid)
+
+
 def test_heavy_top_keeps_its_casimirs():
     H = lambda L, G: 0.5 * jnp.sum(L**2 / I) + G[2]
     sol = tpjax.trajectory(H, (L0, jnp.array([0.0, 0.6, 0.8])), dt=0.01, steps=5000, save_every=50,

@@ -268,6 +268,23 @@ def _flat(q, p):
     return _two_species(Species(q[:3], q[3:].reshape(2, 2)), Species(p[:3], p[3:].reshape(2, 2)))
 
 
+class PhasePoint(NamedTuple):
+    q: jax.Array
+    p: jax.Array
+
+
+def test_a_named_tuple_state_comes_back_as_itself():
+    """The whole state as a NamedTuple (q, p): the result is that NamedTuple, equal to the plain pair's run."""
+    H = lambda q, p: 0.5 * jnp.sum(p**2 + q**2)  # noqa: E731
+    z = PhasePoint(jnp.array([1.0, 0.5]), jnp.array([0.0, 0.2]))
+    out = tpjax.integrate(H, z, dt=0.01, steps=20)
+    assert type(out) is PhasePoint
+    ref = tpjax.integrate(H, tuple(z), dt=0.01, steps=20)
+    assert type(ref) is tuple
+    for a, b in zip(out, ref, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_pytree_states_round_trip_and_match_the_flat_run():
     """Before: dict / nested-tuple q and p were refused ('must be an array'); a NamedTuple q crashed."""
     q, p = Species(jnp.ones(3), jnp.full((2, 2), 0.5)), Species(jnp.zeros(3), jnp.ones((2, 2)))
@@ -326,6 +343,16 @@ def test_symbolic_forms_refuse_what_they_cannot_prove():
     assert support(lambda L: jnp.sum(L**2) / 0.0) is None
     assert support(lambda L: jnp.sum(jnp.cumsum(L) ** 2)) is None
     assert support(lambda L: jnp.sum(jnp.sort(L) ** 2)) is None
+    # a jitted helper closing over a constant, a batched contraction, a sum over an empty slice
+    A = jnp.array([1.0, 2.0, 3.0])
+    scaled = jax.jit(lambda L: L * A)
+    squares = {(2, 0, 0), (0, 2, 0), (0, 0, 2)}
+    assert support(lambda L: jnp.sum(scaled(L) * L)) == squares
+    assert support(lambda L: jnp.sum(jnp.einsum("bi,bi->b", L[:, None], L[:, None]))) == squares
+    assert support(lambda L: jnp.sum(L**2) + jnp.sum(L[:0])) == squares
+    # products of an element-wise op's entry and another op's entry (their atoms order only by repr)
+    mixed = lambda z: jnp.sin(z[0]) * jnp.cumsum(z)[1]  # noqa: E731
+    assert Poisson(lambda z: jnp.array([[0.0, mixed(z), 0.0], [-mixed(z), 0.0, 0.0], [0.0, 0.0, 0.0]])).proven_skew(z)
 
 
 def test_an_unknown_structure_name_lists_the_known_ones():
