@@ -8,7 +8,9 @@ every float parameter and of dt pulled back), over 5 lanes in blocks of 4 (the s
 trip count below the loop's maximum; the sweep also with per-lane parameters and dt, and with saved-state
 cotangents injected as the step index counts down through multiples of ``EVERY``; and (with the FSAL carry)
 as ``fused_sweep.AnchoredSweepBody``, the sweep over all segments of the default gradient: anchors replace the
-state every ``EVERY`` steps (from a start that is itself a multiple), their misses recorded per lane.
+state every ``EVERY`` steps (from a start that is itself a multiple), their misses recorded per lane; and the
+step as the anchored forward run that saves its anchors (``save_every``: every ``SAVE`` steps of ``STEPS``,
+the last row the final state after a shorter segment).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import sys
 import numpy as np
 
 STEPS, ACTIVE, LANES, BLOCK = 9, 7, 5, 4
+SAVE = 4  # the saving forward run: rows after steps 4, 8 and 9
 M0, EVERY, ROWS = 8, 3, 3  # injected rows at m = 6 and 3 (rows 1 and 0) while m counts down 8, 7, ..., 2
 TOL = {"float64": 1e-12, "float32": 2e-5}
 SYSTEMS = (("pendulum", "float64"), ("pendulum", "float32"), ("kepler", "float64"), ("fpu", "float64"),
@@ -28,7 +31,7 @@ def cases() -> list[str]:
     out = []
     for name, dtype in SYSTEMS:
         for form in ("fsal", "plain"):
-            out += [f"{name}-{dtype}-{form}-step", f"{name}-{dtype}-{form}-sweep"]
+            out += [f"{name}-{dtype}-{form}-step", f"{name}-{dtype}-{form}-step-saving", f"{name}-{dtype}-{form}-sweep"]
         out.append(f"{name}-{dtype}-plain-sweep-per-lane")
         out.append(f"{name}-{dtype}-plain-sweep-saved")
         out.append(f"{name}-{dtype}-fsal-sweep-anchored")
@@ -43,10 +46,10 @@ def _zoo():
     return {**ZOO, **KERNEL_ZOO}
 
 
-def _run_case(body, carry, inv, lane_inv, dtype, inject=None):
+def _run_case(body, carry, inv, lane_inv, dtype, inject=None, save=False):
     """(kernel output, reference output) of ``STEPS``-bounded, ``ACTIVE``-trip fused loops; ``inject``:
     None or (arrays, carry indices[, mode, m0]): rows added (mode "add") or anchored every ``EVERY`` steps
-    counting down from ``M0`` (or ``m0``)."""
+    counting down from ``M0`` (or ``m0``); ``save``: all ``STEPS`` trips, the rows saved every ``SAVE``."""
     import jax.numpy as jnp
 
     from tests._interpret import NpArg
@@ -64,21 +67,24 @@ def _run_case(body, carry, inv, lane_inv, dtype, inject=None):
     try:
         into = () if inject is None else tuple(inject[1])
         mode, m0 = (inject[2], inject[3]) if inject is not None and len(inject) > 2 else ("add", M0)
-        kern = TG.load_kernel(generate_loop(lp, tuple(lane_inv), into, inject_mode=mode), KERNEL_NAME)
+        kern = TG.load_kernel(generate_loop(lp, tuple(lane_inv), into, inject_mode=mode, save=save), KERNEL_NAME)
     except NotImplementedError as e:
         return str(e), None
-    outs = [np.zeros_like(c) for c in carry]
+    rows = -(-STEPS // SAVE)
+    outs = [np.zeros_like(c) for c in carry] + ([np.zeros((rows, *np.shape(c)), dtype) for c in carry] if save else [])
     grid = ((LANES + BLOCK - 1) // BLOCK,)
-    extra, scalars, kw = [], [LANES], {}
+    extra, scalars, kw, trips = [], [LANES], {}, (STEPS if save else ACTIVE)
+    if save:
+        scalars, kw = [LANES, SAVE], dict(save_every=SAVE)
     if inject is not None:
         extra = [NpArg(np.asarray(x)) for x in inject[0]] + [NpArg(np.array([m0], np.int32))]
         scalars = [LANES, EVERY]
         kw = dict(inject=[jnp.asarray(x) for x in inject[0]], inject_into=into, inject_every=EVERY, m0=m0,
                   inject_mode=mode)  # fmt: skip
-    kern[grid](*(NpArg(np.asarray(x)) for x in (*carry, *inv)), *extra, NpArg(np.array([ACTIVE], np.int32)),
+    kern[grid](*(NpArg(np.asarray(x)) for x in (*carry, *inv)), *extra, NpArg(np.array([trips], np.int32)),
                *scalars, *(NpArg(o) for o in outs), BLOCK=BLOCK, FAST_MATH=False)  # fmt: skip
-    ref = fused_loop(body, [jnp.asarray(c) for c in carry], [jnp.asarray(v) for v in inv], ACTIVE, n_max=STEPS,
-                     lanes=1, lane_invariants=tuple(lane_inv), **kw)  # fmt: skip
+    ref = fused_loop(body, [jnp.asarray(c) for c in carry], [jnp.asarray(v) for v in inv], None if save else ACTIVE,
+                     n_max=STEPS, lanes=1, lane_invariants=tuple(lane_inv), **kw)  # fmt: skip
     return outs, [np.asarray(r) for r in ref]
 
 
@@ -104,7 +110,10 @@ def run_loops(results: dict) -> None:
             dt = np.asarray(0.03, dtype)
             a = [rng.standard_normal(x.shape).astype(dtype) for x in z]
             want = tuple(True for _ in params)
-            todo = [("step", StepBody(st.step), z, [*params, dt], (False,) * (len(params) + 1))]
+            todo = [
+                ("step", StepBody(st.step), z, [*params, dt], (False,) * (len(params) + 1)),
+                ("step-saving", StepBody(st.step), z, [*params, dt], (False,) * (len(params) + 1)),
+            ]
             g = [np.zeros((LANES, *p.shape), dtype) for p in params] + [np.zeros((LANES,), dtype)]
             sweep = SweepBody(st.step, len(z), want, True)
             todo.append(("sweep", sweep, [*z, *a, *g], [*params, dt], (False,) * (len(params) + 1)))
@@ -127,7 +136,7 @@ def run_loops(results: dict) -> None:
                 if f"{name}-{dtype}-{form}-{what}" not in cases_:
                     continue
                 inject = {"sweep-saved": inj, "sweep-anchored": anchored if form == "fsal" else None}.get(what)
-                got, ref = _run_case(body, carry, inv, lane_inv, dtype, inject)
+                got, ref = _run_case(body, carry, inv, lane_inv, dtype, inject, save=what == "step-saving")
                 if ref is None:
                     print(f"{name}-{dtype}-{form}-{what}: {got}", file=sys.stderr)
                     results[f"{name}-{dtype}-{form}-{what}"] = [float("inf"), TOL[dtype]]

@@ -134,6 +134,28 @@ def test_default_gradient_cross_lowers_to_fused_loop_kernels(dtype):
     assert names == ["fused_loop_kernel"] * 4, names
 
 
+@pytest.mark.skipif(not _compat.has_jax_triton(), reason="jax-triton not installed")
+@pytest.mark.parametrize("saving", [False, True])
+def test_the_anchored_forward_run_is_one_kernel_launch(saving):
+    """The forward half of the default gradient (jax.vjp's primal and residuals) lowers for CUDA to ONE
+    fused-loop kernel that writes the anchors (or the saved states) as it passes them: no XLA loop launching
+    it once per segment (32 launches on the H200 cost 2.4x the fused forward), no concatenation after it."""
+    from tpjax.executors.fused_integrate import fused_integrate
+
+    comp = tpjax.compile(_pendulum(0.9), (jnp.asarray(0.1), jnp.asarray(0.2)))
+    dt = jnp.asarray(0.02)
+
+    def loss(q):
+        if saving:
+            qf, _, Q, _ = fused_integrate(comp, q, P0, dt, (), steps=96, save_every=8, adjoint="guarded")
+            return jnp.sum(Q**2) + jnp.sum(qf)
+        return _loss(jnp.asarray(0.9), q, P0, dt, steps=1000)
+
+    text = _compat.lower_text_for_cuda(lambda q: jax.vjp(loss, q), Q0)
+    assert kernel_names(text) == ["fused_loop_kernel"], kernel_names(text)
+    assert "stablehlo.while" not in text and "stablehlo.concatenate" not in text
+
+
 def test_a_body_over_the_statement_limit_is_refused_with_its_reason():
     from tests.hamiltonians import KERNEL_ZOO
     from tpjax.adjoint.fused_sweep import SweepBody

@@ -136,3 +136,34 @@ def test_anchor_injection_needs_two_per_lane_records():
     with np.testing.assert_raises_regex(ValueError, "last two carried values, one per lane"):
         fused_loop(lambda c, v: c, [jnp.zeros(3), jnp.zeros((3, 2))], [], n_max=2, lanes=1, inject=[jnp.zeros((1, 3))],
                    inject_into=(0,), inject_every=1, m0=2, inject_mode="anchor")  # fmt: skip
+
+
+def test_the_reference_saving_loop_is_the_loop_it_describes():
+    """fused_loop with save_every (the anchored forward run in one loop): the carry after n_max iterations
+    and, stacked after it, the carry after iterations 3, 6 and 7 (the last row after a shorter segment), equal
+    to a Python loop; under jax.vmap (one more lane axis) the rows keep their leading row axis."""
+    body = lambda c, v: [0.5 * c[0] + v[0], c[1] * c[0]]
+    z0, shift = np.array([0.3, -0.7, 2.0]), np.array([0.1, 0.2, 0.3])
+    run = lambda z, s: fused_loop(body, [z, jnp.ones(3)], [s], n_max=7, lanes=1, lane_invariants=(True,),
+                                  save_every=3)  # fmt: skip
+    out = run(jnp.asarray(z0), jnp.asarray(shift))
+    z, w, rows = z0.copy(), np.ones(3), []
+    for i in range(1, 8):
+        z, w = 0.5 * z + shift, w * z
+        if i % 3 == 0 or i == 7:
+            rows.append((z.copy(), w.copy()))
+    want = [z, w, np.stack([r[0] for r in rows]), np.stack([r[1] for r in rows])]
+    assert [np.shape(o) for o in out] == [(3,), (3,), (3, 3), (3, 3)]
+    for got, ref in zip(out, want, strict=True):
+        np.testing.assert_allclose(np.asarray(got), ref, rtol=1e-15)
+    batched = jax.vmap(run)(jnp.stack([jnp.asarray(z0), 2 * jnp.asarray(z0)]), jnp.stack([jnp.asarray(shift)] * 2))
+    assert batched[2].shape == (2, 3, 3)
+    np.testing.assert_allclose(np.asarray(batched[2][0]), want[2], rtol=1e-15)
+
+
+def test_saving_runs_every_iteration_without_injection():
+    body = lambda c, v: c
+    for kw in (dict(n=3), dict(save_every=0), dict(inject=[jnp.zeros((1, 3))], inject_into=(0,), inject_every=1, m0=1)):
+        kw = {"save_every": 2, **kw}
+        with np.testing.assert_raises_regex(ValueError, "save_every .a positive int. runs exactly n_max"):
+            fused_loop(body, [jnp.zeros(3)], [], kw.pop("n", None), n_max=4, lanes=1, **kw)

@@ -59,8 +59,9 @@ def test_kernels_of_matrices_masks_index_arrays_and_dense_layers_equal_xla():
 
 
 def test_gradient_loop_kernels_equal_their_reference():
-    """The fused-loop kernels of the gradient (anchored forward step, reversible backward sweep with shared and
-    per-lane parameters and dt, with and without the FSAL force) against primitives.fused_loop's reference."""
+    """The fused-loop kernels of the gradient (anchored forward step, also saving its anchors, reversible
+    backward sweep with shared and per-lane parameters and dt, with and without the FSAL force) against
+    primitives.fused_loop's reference."""
     check("loops", "primitives.fused_loop reference (XLA)")
 
 

@@ -63,6 +63,14 @@ def test_structure_state_errors_name_the_parts_and_the_fix():
         run((jnp.ones((2, 3)), jnp.ones((2, 3))))
     with pytest.raises(TypeError, match=r"^state z must be an array or a number, got str$"):
         run("z", structure=hat, H=rigid)
+    canonical = lambda q, p: jnp.sum(p**2 + q**2)  # noqa: E731
+    with pytest.raises(TypeError, match=r"^state must be a \(q, p\) pair for structure='canonical', got ArrayImpl; "
+                                        r"pass tpjax.integrate\(H, \(q, p\), ...\)"):  # fmt: skip
+        run(jnp.ones(3), structure="canonical", H=canonical)
+    with pytest.raises(ValueError, match=r"^state: q and p must have the same shape, got \(3,\) and \(2,\)$"):
+        run((jnp.ones(3), jnp.ones(2)), structure="canonical", H=canonical)
+    with pytest.raises(TypeError, match=r"^state p must be floating point, got int32"):
+        run((jnp.ones(3), jnp.ones(3, jnp.int32)), structure="canonical", H=canonical)
 
 
 def test_heavy_top_keeps_its_casimirs():

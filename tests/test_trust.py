@@ -353,6 +353,12 @@ def test_symbolic_forms_refuse_what_they_cannot_prove():
     # products of an element-wise op's entry and another op's entry (their atoms order only by repr)
     mixed = lambda z: jnp.sin(z[0]) * jnp.cumsum(z)[1]  # noqa: E731
     assert Poisson(lambda z: jnp.array([[0.0, mixed(z), 0.0], [-mixed(z), 0.0, 0.0], [0.0, 0.0, 0.0]])).proven_skew(z)
+    # two uninterpreted ops that differ only in their inner program (two scans) are two values, not one
+    looped = lambda body: lambda z: jax.lax.fori_loop(0, 3, lambda i, x: body(x), z)[0]  # noqa: E731
+    a, b = looped(lambda x: x * x), looped(lambda x: x + 1.0)
+    assert not Poisson(lambda z: jnp.array([[0.0, a(z), 0.0], [-b(z), 0.0, 0.0], [0.0, 0.0, 0.0]])).proven_skew(z)
+    skew_of = lambda v: jnp.array([[0.0, v, 0.0], [-v, 0.0, 0.0], [0.0, 0.0, 0.0]])  # noqa: E731
+    assert Poisson(lambda z: skew_of(a(z))).proven_skew(z)  # one scan's output is one value
 
 
 def test_an_unknown_structure_name_lists_the_known_ones():

@@ -1,9 +1,10 @@
 """The two loops of a gradient as fused loops (``primitives.fused_loop``): on CUDA, generated Triton kernels.
 
 Used when a solve asks for it (``solve(..., fuse=True)``, which the fused executors pass): the anchored
-forward run (``run``: ``StepBody``, one step per iteration) and the reversible backward sweep of a guarded
-segment (``sweep``: ``SweepBody``, per iteration the state rebuilt one step back, z <- step(z, -dt), and the
-cotangents pulled back through the step at it, as ``guarded.Backward.reversible`` does). The guard itself
+forward run (``run_saving``: ``StepBody``, one step per iteration, the anchors saved by the same loop) and
+the reversible backward sweep of a guarded segment (``sweep``: ``SweepBody``, per iteration the state rebuilt
+one step back, z <- step(z, -dt), and the cotangents pulled back through the step at it, as
+``guarded.Backward.reversible`` does). The guard itself
 (the rebuilt segment start against its anchor, the replay of a failing segment) stays where it is: the
 kernel only replaces the loop, so the safety policy is unchanged.
 
@@ -58,6 +59,18 @@ def run(step, params, z, dt, n, unroll=1):
         return loops.run(step, params, z, dt, n, unroll)
     out = fused_loop(StepBody(step), list(z), [*params, dt], n_max=n, unroll=unroll)
     return tuple(out) if isinstance(z, tuple) else out
+
+
+def run_saving(step, params, z, dt, n, every, unroll=1):
+    """``n`` steps from ``z`` as ONE fused loop that also returns the states it passes every ``every`` steps
+    (and the last): (z_n, rows), rows[j] = z_{min((j + 1) every, n)} stacked like z; or None on a mesh (the
+    caller runs its segment loop). One launch instead of one per segment, the rows written by the kernel."""
+    if on_a_mesh(z, params, dt):
+        return None
+    out = fused_loop(StepBody(step), list(z), [*params, dt], n_max=n, unroll=unroll, save_every=every)
+    nz = len(out) // 2
+    pack = tuple if isinstance(z, tuple) else list
+    return pack(out[:nz]), pack(out[nz:])
 
 
 @dataclasses.dataclass(frozen=True)

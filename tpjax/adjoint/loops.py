@@ -96,6 +96,9 @@ def forward_anchored(step, params, z0, dt, steps, save_every, every, unroll=1, f
     buffer carried through every step would be read and written whole per step on a GPU). With saving, step
     m writes z_m into slot (m - 1) // every, so the last write to slot j is z_{(j+1) every}: no branch.
     """
+    one_loop = fused_saving(fused_run, step, params, z0, dt, steps, save_every, every, unroll)
+    if one_loop is not None:
+        return one_loop
     if save_every is None:
         z = carry_like(z0, params, dt)
         full, rem = divmod(steps, every)
@@ -136,6 +139,24 @@ def forward_anchored(step, params, z0, dt, steps, save_every, every, unroll=1, f
 
     (z, anchors, _), saved = lax.scan(outer, (z0, anchors, jnp.asarray(1)), None, length=steps // block)
     return z, (saved if save_every else None), anchors
+
+
+def fused_saving(fused_run, step, params, z0, dt, steps, save_every, every, unroll):
+    """``forward_anchored``'s result from one fused loop that saves as it runs (``fused_sweep.run_saving``), or
+    None where it does not apply (no fused run asked for, a mesh, or anchors that are not saved states)."""
+    if fused_run is None or (save_every is not None and (every % save_every or steps % save_every)):
+        return None
+    from . import fused_sweep
+
+    k = every if save_every is None else save_every
+    out = fused_sweep.run_saving(step, params, carry_like(z0, params, dt), dt, steps, k, unroll)
+    if out is None:
+        return None
+    z, rows = out
+    if save_every is None:
+        return z, None, rows
+    picks = np.array([min((j + 1) * every, steps) // save_every - 1 for j in range(-(-steps // every))])
+    return z, rows, tree_map(lambda s: s[picks], rows)
 
 
 def backward(step, params, zT, dt, ct_zT, ct_saved, *, steps, save_every, anchors, every, want_p, want_dt):

@@ -15,7 +15,9 @@ value) or shared by all lanes (read from the same address by every lane). The bo
 (``triton_source``): a block whose largest |argument| passed TRIG_BOUND reloads its carried values and runs
 the ``n`` iterations again with libdevice (invariants are never written, so they are kept). Used by the gradient of
 the fused executors: the reversible backward sweep and the anchored forward run (``primitives.fused_loop``, whose CUDA
-lowering ``executors.fused_loop_kernel`` launches it).
+lowering ``executors.fused_loop_kernel`` launches it). The anchored forward run saves its anchors from the
+loop (``save=True``): every ``every`` iterations and after the last, the carried values are written to row
+``row`` of the outputs ``out_s<k>`` (laid out ``(rows, N, *shape)``, so the lanes of a row are contiguous).
 """
 
 from __future__ import annotations
@@ -141,20 +143,33 @@ def _inject(lp, inject_into, mode: str) -> list[str]:
     return out + ["phase = phase - 1"]
 
 
+def _save(lp) -> list[str]:
+    """After an iteration: where ``every`` more have run, or at the last, the carried values go to the next row
+    of the saved outputs (a countdown and a scalar branch, no division per step)."""
+    out = ["left = left - 1", "m = m + 1", "if (left == 0) | (m == n):", "    at_row = row.to(tl.int64)"]
+    for k, a in enumerate(lp.carry):
+        d = _size(a.shape)
+        for c, name in enumerate(_names(f"x{k}", a.shape)):
+            out.append(f"    tl.store(out_s{k}_ptr + at_row * N * {d} + offs * {d} + {c}, {name}, mask=mask)")
+    return out + ["    row = row + 1", "    left = every"]
+
+
 def _carry_loads(lp) -> list[str]:
     return [f"{name} = tl.load(x{k}_ptr + offs * {_size(a.shape)} + {j}, mask=mask, other=0.0)"
             for k, a in enumerate(lp.carry) for j, name in enumerate(_names(f"x{k}", a.shape))]  # fmt: skip
 
 
-def _loop(lp, dtype: str, lane_invariants, inject_into, trig: str, mode: str) -> list[str]:
+def _loop(lp, dtype: str, lane_invariants, inject_into, trig: str, mode: str, save: bool) -> list[str]:
     """The ``n`` iterations (one level indented), float32 sin/cos in form ``trig`` (``triton_emit._Emitter``)."""
     ind = "    "
-    lines = [ind + ln for ln in _inject_start(inject_into)] + [ind + "for _ in range(n):"]
+    start = ["left = every + n * 0", "m = n * 0", "row = n * 0"] if save else _inject_start(inject_into)
+    lines = [ind + ln for ln in start] + [ind + "for _ in range(n):"]
     lines += [ind * 2 + ln for ln in _inject(lp, inject_into, mode)]
-    return lines + [ind * 2 + ln for ln in _body(lp, dtype, lane_invariants, trig)]
+    lines += [ind * 2 + ln for ln in _body(lp, dtype, lane_invariants, trig)]
+    return lines + ([ind * 2 + ln for ln in _save(lp)] if save else [])
 
 
-def _kernel_body(lp, dtype: str, lane_invariants, inject_into, bounded: bool, mode: str) -> list[str]:
+def _kernel_body(lp, dtype: str, lane_invariants, inject_into, bounded: bool, mode: str, save: bool) -> list[str]:
     """Loads, the loop (and with ``bounded``, float32 sin/cos by ``kernels.trig`` and the redo), stores."""
     ind = "    "
     body = []
@@ -170,11 +185,11 @@ def _kernel_body(lp, dtype: str, lane_invariants, inject_into, bounded: bool, mo
             body.append(ind + f"v{k} = tl.load(v{k}_ptr)")  # a shared scalar: one register
     if inject_into:
         body.append(ind + "m0 = tl.load(m0_ptr)")
-    body += _loop(lp, dtype, lane_invariants, inject_into, "bounded" if bounded else "libdevice", mode)
+    body += _loop(lp, dtype, lane_invariants, inject_into, "bounded" if bounded else "libdevice", mode, save)
     if bounded:  # a block with an argument beyond TRIG_BOUND runs again from its initial values with libdevice
         body += [ind + "if not FAST_MATH:", ind * 2 + "if any_out_of_range(trig_amax):"]
         body += [ind * 3 + ln for ln in _carry_loads(lp)]
-        body += [ind * 2 + ln for ln in _loop(lp, dtype, lane_invariants, inject_into, "libdevice", mode)]
+        body += [ind * 2 + ln for ln in _loop(lp, dtype, lane_invariants, inject_into, "libdevice", mode, save)]
     for k, a in enumerate(lp.carry):
         d = _size(a.shape)
         for j, name in enumerate(_names(f"x{k}", a.shape)):
@@ -183,24 +198,27 @@ def _kernel_body(lp, dtype: str, lane_invariants, inject_into, bounded: bool, mo
 
 
 def generate_loop(lp, lane_invariants: tuple[bool, ...], inject_into: tuple[int, ...] = (),
-                  bounded_trig: bool = True, inject_mode: str = "add") -> str:  # fmt: skip
+                  bounded_trig: bool = True, inject_mode: str = "add", save: bool = False) -> str:  # fmt: skip
     """Kernel source for ``lp``; ``lane_invariants[k]``: invariant k is per lane (else shared);
     ``inject_into``: the carried values that get a row of an injected array where the step index counts
     down through a multiple of ``every``, added or (``inject_mode="anchor"``) replacing them with the misses
-    recorded (``primitives.fused_loop``); ``bounded_trig=False``: float32 sin/cos by libdevice alone (the
-    tests' reference)."""
+    recorded (``primitives.fused_loop``); ``save``: the carried values also written to a row of ``out_s<k>``
+    every ``every`` iterations and after the last (not with injection); ``bounded_trig=False``: float32
+    sin/cos by libdevice alone (the tests' reference)."""
     dtype = _dtype(lp)
     if inject_mode not in ("add", "anchor"):
         raise ValueError(f"generate_loop: inject_mode must be 'add' or 'anchor', got {inject_mode!r}")
     if len(lane_invariants) != len(lp.invariants):
         raise ValueError("generate_loop: one lane flag per invariant")
+    if save and inject_into:
+        raise ValueError("generate_loop: a loop saves its rows or takes injections, not both")
     nc, nv = len(lp.carry), len(lp.invariants)
     ind = "    "
     args = "".join(f"x{k}_ptr, " for k in range(nc)) + "".join(f"v{k}_ptr, " for k in range(nv))
-    outs = ", ".join(f"out_x{k}_ptr" for k in range(nc))
+    outs = ", ".join([f"out_x{k}_ptr" for k in range(nc)] + ([f"out_s{k}_ptr" for k in range(nc)] if save else []))
     if inject_into:
         args += "".join(f"inj{j}_ptr, " for j in range(len(inject_into))) + "m0_ptr, "
-    scalars = "N, every, " if inject_into else "N, "
+    scalars = "N, every, " if inject_into or save else "N, "
     lines = [
         f"def {KERNEL_NAME}({args}n_ptr, {scalars}{outs},",
         "                      BLOCK: tl.constexpr, FAST_MATH: tl.constexpr):",
@@ -209,9 +227,9 @@ def generate_loop(lp, lane_invariants: tuple[bool, ...], inject_into: tuple[int,
         ind + "n = tl.load(n_ptr)",
     ]
     bounded = bounded_trig and dtype == "f32" and uses_bounded_trig(lp.program)
-    body = _kernel_body(lp, dtype, lane_invariants, inject_into, bounded, inject_mode)
+    body = _kernel_body(lp, dtype, lane_invariants, inject_into, bounded, inject_mode, save)
     if bounded and _count(lines + body) > MAX_STATEMENTS:  # the redo doubles the loop: keep libdevice alone
-        body = _kernel_body(lp, dtype, lane_invariants, inject_into, False, inject_mode)
+        body = _kernel_body(lp, dtype, lane_invariants, inject_into, False, inject_mode, save)
     lines += body
     statements = _count(lines)
     if statements > MAX_STATEMENTS:

@@ -9,9 +9,9 @@ value in registers, one launch for all iterations); wherever that kernel cannot 
 other platform, to the reference: a ``lax.scan`` of ``n_max`` iterations masked past ``n`` (the same
 arithmetic, transposable).
 
-The gradients of the fused executors use it for their two loops: the anchored forward run and the reversible
-backward sweep (``adjoint.guarded``). Its own derivatives are those of the reference (JVP; reverse mode
-transposes that); ``jax.vmap`` adds a lane axis.
+The gradients of the fused executors use it for their two loops: the anchored forward run (saving its anchors,
+``save_every``) and the reversible backward sweep (``adjoint.guarded``). Its own derivatives are those of the
+reference (JVP; reverse mode transposes that); ``jax.vmap`` adds a lane axis.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ fused_loop_p.multiple_results = True
 
 
 def fused_loop(body, carry, invariants, n=None, *, n_max: int, lanes: int = 0, lane_invariants=None,
-               unroll: int = 1, inject=(), inject_into=(), inject_every=None, m0=None, inject_mode="add"):  # fmt: skip
+               unroll: int = 1, inject=(), inject_into=(), inject_every=None, m0=None, inject_mode="add",
+               save_every=None):  # fmt: skip
     """The carry after ``n`` iterations of ``body`` (see the module docstring); ``n=None``: exactly ``n_max``
     (no masking in the reference). ``body`` must be hashable (a frozen dataclass or a module-level
     function): it is a static parameter of the primitive. ``unroll``: of the reference's scan.
@@ -41,7 +42,12 @@ def fused_loop(body, carry, invariants, n=None, *, n_max: int, lanes: int = 0, l
     ``inject_mode="anchor"`` (the re-anchored backward sweep): the row replaces ``carry[inject_into[j]]``
     instead, and the last two carried values (per lane, shape ``lanes``) record the miss: the largest
     |carried - row| over components and injections (``maximum``, which on the GPU may drop a NaN) and the
-    sum of every |carried - row| (where a NaN or an Inf always shows)."""
+    sum of every |carried - row| (where a NaN or an Inf always shows).
+
+    Saving (the anchored forward run): with ``save_every`` = k (``n=None``, no injection), the carry after
+    iteration min((j + 1) k, n_max) is also returned, stacked: after the carry, one array per carried value
+    of shape ``(ceil(n_max / k), *carry[i].shape)``, row j that state (lanes after the row axis). On CUDA the
+    kernel writes each row as it passes it: one launch for the whole run."""
     carry, invariants, inject = list(carry), list(invariants), list(inject)
     lane_invariants = tuple(bool(x) for x in (lane_invariants or (False,) * len(invariants)))
     masked = n is not None
@@ -52,6 +58,8 @@ def fused_loop(body, carry, invariants, n=None, *, n_max: int, lanes: int = 0, l
         raise ValueError(f"fused_loop: inject_mode must be 'add' or 'anchor', got {inject_mode!r}")
     if inject_mode == "anchor" and (len(carry) < 3 or any(jnp.ndim(c) != lanes for c in carry[-2:])):
         raise ValueError("fused_loop: inject_mode='anchor' records into the last two carried values, one per lane")
+    if save_every is not None and (masked or inject or int(save_every) < 1):
+        raise ValueError("fused_loop: save_every (a positive int) runs exactly n_max iterations, without injection")
     extra = [*inject, jnp.asarray(m0, jnp.int32)] if inject else []
     out = fused_loop_p.bind(
         *carry,
@@ -68,6 +76,7 @@ def fused_loop(body, carry, invariants, n=None, *, n_max: int, lanes: int = 0, l
         inject_into=tuple(int(k) for k in inject_into),
         inject_every=None if not inject else int(inject_every),
         inject_mode=inject_mode if inject else "add",
+        save_every=None if save_every is None else int(save_every),
     )
     return list(out)
 
@@ -91,14 +100,13 @@ def _per_lane(body, lanes, lane_invariants):
 
 # ---------------------------------------------------------------- reference
 def _reference(*ops, body, nc, n_max, lanes, lane_invariants, masked, unroll, inject_into, inject_every,
-               inject_mode):  # fmt: skip
+               inject_mode, save_every):  # fmt: skip
     carry, inv, inj, m0, n = split(ops, nc, inject_into)
+    if save_every is not None:
+        return _saving_reference(carry, inv, body, n_max, lanes, lane_invariants, unroll, save_every)
     if n_max == 0:
         return carry
-    f = _per_lane(body, lanes, lane_invariants)
-    if unroll > 1 and jax.default_backend() == "cpu":  # as adjoint.loops.run: unrolled, each iteration's
-        g = f  # arithmetic stays that of unroll 1 (a chaotic run's gradient is sensitive to its last bits)
-        f = lambda c, v: lax.optimization_barrier(g(c, v))
+    f = _stepper(body, lanes, lane_invariants, unroll)
 
     def it(c, i):
         start = c
@@ -123,8 +131,37 @@ def _reference(*ops, body, nc, n_max, lanes, lane_invariants, masked, unroll, in
     return out
 
 
-def _abstract(*avals, nc, **_):
-    return [like(a, avals) for a in avals[:nc]]  # laid out like the carry (a mesh sharding, manual axes)
+def _stepper(body, lanes, lane_invariants, unroll):
+    f = _per_lane(body, lanes, lane_invariants)
+    if unroll > 1 and jax.default_backend() == "cpu":  # as adjoint.loops.run: unrolled, each iteration's
+        g = f  # arithmetic stays that of unroll 1 (a chaotic run's gradient is sensitive to its last bits)
+        f = lambda c, v: lax.optimization_barrier(g(c, v))
+    return f
+
+
+def _saving_reference(carry, inv, body, n_max, lanes, lane_invariants, unroll, k):
+    """The carry after n_max iterations and the stacked rows (``fused_loop``'s ``save_every``): a scan over
+    segments of k iterations (each as a fused loop of k), the last one shorter, whose outputs are the rows."""
+    f = _stepper(body, lanes, lane_invariants, unroll)
+
+    def segment(c, length):
+        c, _ = lax.scan(lambda c, _: (f(c, inv), None), c, None, length=length, unroll=max(1, min(unroll, length)))
+        return c
+
+    full, rem = divmod(n_max, k)
+    out, rows = lax.scan(lambda c, _: (segment(c, k),) * 2, carry, None, length=full)
+    if rem:
+        out = segment(out, rem)
+        rows = [jnp.concatenate([r, x[None]]) for r, x in zip(rows, out, strict=True)]
+    return [*out, *rows]
+
+
+def _abstract(*avals, nc, n_max, save_every, **_):
+    out = [like(a, avals) for a in avals[:nc]]  # laid out like the carry (a mesh sharding, manual axes)
+    if save_every is None:
+        return out
+    rows = -(-n_max // save_every)
+    return out + [like(a, avals, shape=(rows, *a.shape), lead=1) for a in avals[:nc]]
 
 
 def _jvp(primals, tangents, **params):
@@ -145,7 +182,7 @@ def _batch(args, dims, *, lanes, lane_invariants, **static):
         f = jax.vmap(lambda *xs: _reference(*xs, lanes=lanes, lane_invariants=lane_invariants, **static),
                      in_axes=tuple(dims))  # fmt: skip
         out = f(*args)
-        return out, [0] * nc
+        return out, [0] * len(out)
     size = next(x.shape[d] for x, d in zip(args, dims, strict=True) if d is not None)
     carry = [_front(x, d, size) for x, d in zip(carry, cd, strict=True)]
     new_inv, new_lane = [], []
@@ -164,7 +201,7 @@ def _batch(args, dims, *, lanes, lane_invariants, **static):
     extra = [*inj, m0] if inject_into else []
     out = fused_loop_p.bind(*carry, *new_inv, *extra, n, lanes=lanes + 1, lane_invariants=tuple(new_lane),
                             **static)  # fmt: skip
-    return out, [0] * nc
+    return out, [0] * nc + [1] * (len(out) - nc)  # the saved rows: (rows, lane, ...)
 
 
 def _front(x, d, size):
