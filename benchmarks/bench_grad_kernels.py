@@ -21,18 +21,14 @@ import numpy as np  # noqa: E402
 
 import tpjax  # noqa: E402
 from benchmarks._timing import median_ms  # noqa: E402
-from benchmarks.bench_zoo import CASES, _ensemble, kinetic  # noqa: E402
+from benchmarks.bench_zoo import CASES, vmapped_final_q  # noqa: E402
 from tests._hlo import kernel_names  # noqa: E402
 
 DEFAULT = "pendulum_vmap,kepler,fpu_d8,mlp_64,fpu_d32"
 
 
 def run_case(case):
-    V, dt, steps = case["V"], case["dt"], case["steps"]
-    H = lambda q, p: kinetic(p) + V(q)
-    rng = np.random.default_rng(0)
-    q, p = _ensemble(rng, case["q0"], case["n"], 0.02), _ensemble(rng, case["p0"], case["n"], 0.02)
-    run = lambda **kw: jax.vmap(lambda q, p: tpjax.integrate(H, (q, p), dt=dt, steps=steps, **kw)[0])
+    run, (q, p) = vmapped_final_q(case)
     fwd = jax.jit(run())
     grad = jax.jit(jax.grad(lambda q, p: jnp.sum(run()(q, p) ** 2)))
     ref = jax.jit(jax.grad(lambda q, p: jnp.sum(run(adjoint="checkpointed", backend="xla")(q, p) ** 2)))
@@ -40,7 +36,8 @@ def run_case(case):
     launches = len(kernel_names(grad.lower(q, p).as_text()))
     a, b = np.asarray(grad(q, p)), np.asarray(ref(q, p))
     diff = float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
-    cells = [case["name"], f"{case['n']:,} x {steps}", f"{t_fwd:.2f}", f"{t_grad:.2f}", f"{t_grad / t_fwd:.2f}x",
+    size = f"{case['n']:,} x {case['steps']}"
+    cells = [case["name"], size, f"{t_fwd:.2f}", f"{t_grad:.2f}", f"{t_grad / t_fwd:.2f}x",
              str(launches), f"{diff:.1e}"]  # fmt: skip
     return "| " + " | ".join(cells) + " |"
 

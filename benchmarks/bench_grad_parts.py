@@ -22,11 +22,9 @@ sys.path.insert(0, os.getcwd())
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
 
-import tpjax  # noqa: E402
 from benchmarks._timing import report  # noqa: E402
-from benchmarks.bench_zoo import CASES, _ensemble, kinetic  # noqa: E402
+from benchmarks.bench_zoo import CASES, vmapped_final_q  # noqa: E402
 from tpjax.adjoint import loops  # noqa: E402
 
 DEFAULT = "pendulum_vmap,kepler,fpu_d8,mlp_64"
@@ -48,11 +46,7 @@ def per_segment():
 
 
 def variants(case):
-    V, dt, steps = case["V"], case["dt"], case["steps"]
-    H = lambda q, p: kinetic(p) + V(q)
-    rng = np.random.default_rng(0)
-    q, p = _ensemble(rng, case["q0"], case["n"], 0.02), _ensemble(rng, case["p0"], case["n"], 0.02)
-    run = lambda **kw: jax.vmap(lambda q, p: tpjax.integrate(H, (q, p), dt=dt, steps=steps, **kw)[0])
+    run, (q, p) = vmapped_final_q(case)
     loss = lambda **kw: lambda q, p: jnp.sum(run(**kw)(q, p) ** 2)
     fns = {
         "fused forward": jax.jit(run()),
@@ -60,7 +54,7 @@ def variants(case):
         "default grad": jax.jit(jax.grad(loss())),
         "vjp half, per segment": jax.jit(lambda q, p: jax.vjp(loss(), q, p)),
         "grad, per segment": jax.jit(jax.grad(loss())),
-        "grad, one segment": jax.jit(jax.grad(loss(reanchor=steps))),
+        "grad, one segment": jax.jit(jax.grad(loss(reanchor=case["steps"]))),
     }
     for name, f in fns.items():  # compile (the "before" variants traced with the switch off), warm up
         with per_segment() if name in BEFORE else contextlib.nullcontext():

@@ -108,6 +108,16 @@ def _ensemble(rng, base, n, jitter):
     return jnp.asarray(base[None] + jitter * rng.standard_normal((n, *base.shape)).astype(np.float32))
 
 
+def vmapped_final_q(c):
+    """(run, (q, p)) for a vmapped case: ``run(**kw)`` maps the ensemble's (q, p) to the final q of
+    ``tpjax.integrate`` with ``kw``; (q, p) the case's seeded ensemble (what the gradient benches differentiate)."""
+    V, dt, steps = c["V"], c["dt"], c["steps"]
+    H = lambda q, p: kinetic(p) + V(q)
+    rng = np.random.default_rng(0)
+    q, p = _ensemble(rng, c["q0"], c["n"], 0.02), _ensemble(rng, c["p0"], c["n"], 0.02)
+    return (lambda **kw: jax.vmap(lambda q, p: tpjax.integrate(H, (q, p), dt=dt, steps=steps, **kw)[0])), (q, p)
+
+
 CASES = [
     case("pendulum_vmap", v_pendulum, (), 4_194_304, 65_536, 1000, 0.01, 1.0, 0.0, grad=True),
     case("pendulum_flat", v_pendulum, (), 4_194_304, 65_536, 1000, 0.01, 1.0, 0.0, flat=True),
