@@ -89,14 +89,14 @@ def forward(step, params, z0, dt, steps, save_every, runner=run):
     return lax.scan(block, z0, None, length=steps // save_every)
 
 
-def forward_anchored(step, params, z0, dt, steps, save_every, every, unroll=1, fused_run=None):
+def forward_anchored(step, params, z0, dt, steps, save_every, every, unroll=1, fused_run=None, fused_saving_run=None):
     """`forward`, also returning anchors: ceil(steps / every) states, slot j = z_{min((j + 1) every, steps)}.
 
     Without saving: a scan over the anchor segments whose outputs are the anchors, each written once (a
     buffer carried through every step would be read and written whole per step on a GPU). With saving, step
     m writes z_m into slot (m - 1) // every, so the last write to slot j is z_{(j+1) every}: no branch.
     """
-    one_loop = fused_saving(fused_run, step, params, z0, dt, steps, save_every, every, unroll)
+    one_loop = fused_saving(fused_saving_run, step, params, z0, dt, steps, save_every, every, unroll)
     if one_loop is not None:
         return one_loop
     if save_every is None:
@@ -141,15 +141,14 @@ def forward_anchored(step, params, z0, dt, steps, save_every, every, unroll=1, f
     return z, (saved if save_every else None), anchors
 
 
-def fused_saving(fused_run, step, params, z0, dt, steps, save_every, every, unroll):
-    """``forward_anchored``'s result from one fused loop that saves as it runs (``fused_sweep.run_saving``), or
-    None where it does not apply (no fused run asked for, a mesh, or anchors that are not saved states)."""
-    if fused_run is None or (save_every is not None and (every % save_every or steps % save_every)):
+def fused_saving(run_saving, step, params, z0, dt, steps, save_every, every, unroll):
+    """``forward_anchored``'s result from one fused loop that saves as it runs (``run_saving``: the caller's
+    ``fused_sweep.run_saving``), or None where it does not apply (none given, a mesh, or anchors that are not
+    saved states)."""
+    if run_saving is None or (save_every is not None and (every % save_every or steps % save_every)):
         return None
-    from . import fused_sweep
-
     k = every if save_every is None else save_every
-    out = fused_sweep.run_saving(step, params, carry_like(z0, params, dt), dt, steps, k, unroll)
+    out = run_saving(step, params, carry_like(z0, params, dt), dt, steps, k, unroll)
     if out is None:
         return None
     z, rows = out

@@ -83,6 +83,7 @@ def _reversible_solve_jvp(cfg, primals, tangents):
             cfg.every,
             cfg.unroll,
             fused_run=fused_sweep.run if cfg.fuse and cfg.guarded else None,
+            fused_saving_run=fused_sweep.run_saving if cfg.fuse and cfg.guarded else None,
         )
     else:
         (zT, saved), anchors = loops.forward(cfg.step, params, z0, dt, cfg.steps, cfg.save_every), []
